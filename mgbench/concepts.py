@@ -1,0 +1,138 @@
+"""Concepts (instruments, genres) and their prompts, loaded from a JSON data file.
+
+The default file reproduces the paper: its template, Table 1's relevant AudioSet labels, and the
+reference code's 100 prompts per concept in the reference code's order. Users add concepts by
+writing a file of the same shape and passing it as ``--concepts-file``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+from .errors import ConfigError, unknown
+from .labels import label_index
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A musical concept: the word put into its template slot, and its relevant AudioSet labels."""
+
+    name: str
+    category: str
+    slot: str
+    word: str
+    labels: tuple[str, ...]
+
+    @property
+    def label_indices(self) -> tuple[int, ...]:
+        """Logit indices of the relevant labels (the NDCG ideal ranking)."""
+        return tuple(label_index(n) for n in self.labels)
+
+    @property
+    def odds_label(self) -> int:
+        """Logit index of the first relevant label, used for the intervention odds."""
+        return self.label_indices[0]
+
+
+@dataclass(frozen=True)
+class ConceptSet:
+    """A prompt template with its slot values and the concepts that fill one slot each."""
+
+    template: str
+    slot_order: tuple[str, ...]
+    slots: dict[str, tuple[str, ...]]
+    prompts_per_concept: int
+    concepts: tuple[Concept, ...]
+    source: str = "builtin"
+
+    @cached_property
+    def by_name(self) -> dict[str, Concept]:
+        return {c.name: c for c in self.concepts}
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.concepts]
+
+    def get(self, name: str) -> Concept:
+        """The concept called ``name``; a clear error lists the known ones."""
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise unknown("concept", name, self.names, "Run `mgbench concepts` to list them") from None
+
+    def select(self, names: "list[str] | None") -> list[Concept]:
+        """Concepts by name (all when ``names`` is None or empty), in the given order."""
+        return [self.get(n) for n in names] if names else list(self.concepts)
+
+    def prompts(self, name: str, n: "int | None" = None) -> list[str]:
+        """The first ``n`` prompts of a concept (default: ``prompts_per_concept``).
+
+        The concept's slot holds its word; the other slots run over every combination in nested
+        loops in ``slot_order`` (outermost first), as the reference code does.
+        """
+        concept = self.get(name)
+        n = self.prompts_per_concept if n is None else n
+        free = [s for s in self.slot_order if s != concept.slot]
+        combos = itertools.product(*(self.slots[s] for s in free))
+        fills = ({**dict(zip(free, values)), concept.slot: concept.word} for values in combos)
+        prompts = [self.template.format(**fill) for fill in itertools.islice(fills, n)]
+        if len(prompts) < n:
+            raise ConfigError(f"concept {name!r} has only {len(prompts)} prompts; ask for at most that many")
+        return prompts
+
+    def vocabulary(self) -> list[str]:
+        """Every word the prompts can contain (for the tiny model's tokenizer), sorted."""
+        words = set(self.template.replace("{", " ").replace("}", " ").split())
+        words -= set(self.slot_order)
+        for value in itertools.chain(*self.slots.values(), (c.word for c in self.concepts)):
+            words.update(value.split())
+        return sorted({w.strip(".,").lower() for w in words} | {".", ","} - {""})
+
+
+def pair_type(original: Concept, desired: Concept) -> str:
+    """'instrument->genre' style label of an ordered concept pair (original first)."""
+    return f"{original.category}->{desired.category}"
+
+
+def load_concepts(path: "str | Path | None" = None) -> ConceptSet:
+    """Load a concept file (default: the paper's concepts shipped with mgbench)."""
+    if path is None:
+        text = resources.files("mgbench.data").joinpath("concepts.json").read_text()
+        source = "builtin"
+    else:
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read concept file {path}: {e.strerror}; pass an existing JSON file") from None
+        source = str(path)
+    try:
+        raw = json.loads(text)
+        slots = {k: tuple(v) for k, v in raw["slots"].items()}
+        concepts = tuple(
+            Concept(c["name"], c["category"], c["slot"], c["word"], tuple(c["labels"])) for c in raw["concepts"]
+        )
+        cset = ConceptSet(raw["template"], tuple(raw["slot_order"]), slots, int(raw["prompts_per_concept"]),
+                          concepts, source)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"concept file {source} is malformed ({e!r}); copy mgbench/data/concepts.json "
+                          "and edit it") from None
+    _validate(cset)
+    return cset
+
+
+def _validate(cset: ConceptSet) -> None:
+    if set(cset.slot_order) != set(cset.slots):
+        raise ConfigError(f"slot_order {cset.slot_order} must name exactly the slots {sorted(cset.slots)}")
+    if len(set(cset.names)) != len(cset.names):
+        raise ConfigError(f"concept names must be unique in {cset.source}")
+    for c in cset.concepts:
+        if c.slot not in cset.slots:
+            raise ConfigError(f"concept {c.name!r} uses unknown slot {c.slot!r}; slots: {sorted(cset.slots)}")
+        if not c.labels:
+            raise ConfigError(f"concept {c.name!r} needs at least one AudioSet label")
+        c.label_indices  # noqa: B018 -- raises a clear error for an unknown label name

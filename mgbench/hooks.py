@@ -1,0 +1,137 @@
+"""Forward hooks that read (capture) or change (intervene on) site outputs during generation.
+
+Generation with classifier-free guidance runs a doubled batch: rows ``0..B-1`` are the conditional
+rows of the ``B`` prompts and rows ``B..2B-1`` the unconditional ones (null text condition). Hooks
+see every forward call of the decoder (one per generation step with the KV cache) and are always
+removed when the ``with`` block ends, also when generation raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .sites import Site, site_module
+
+REPLACE, ADD = "replace", "add"
+
+
+@dataclass(frozen=True)
+class RowEdit:
+    """An intervention on one prompt's rows: at ``site``, set the output to ``cond`` (``replace``) or add it (``add``).
+
+    ``uncond``, when given, is applied the same way to the prompt's unconditional row.
+    """
+
+    site: Site
+    mode: str
+    cond: torch.Tensor
+    uncond: "torch.Tensor | None" = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in (REPLACE, ADD):
+            raise ValueError(f"RowEdit mode must be {REPLACE!r} or {ADD!r}, not {self.mode!r}")
+
+
+def _output_tensor(output: "torch.Tensor | tuple") -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
+
+
+@contextlib.contextmanager
+def installed(hooks: "list[tuple[torch.nn.Module, object]]") -> Iterator[None]:
+    """Register forward hooks ``(module, fn)`` for the block and always remove them afterwards."""
+    handles = []
+    try:
+        for module, fn in hooks:
+            handles.append(module.register_forward_hook(fn))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _edit_hook(rows: torch.Tensor, values: torch.Tensor, add: torch.Tensor, batch_rows: int):
+    def hook(module, args, output):
+        out = _output_tensor(output)
+        if out.shape[0] != batch_rows:
+            raise RuntimeError(f"intervention planned for {batch_rows} rows but the decoder ran {out.shape[0]}")
+        sel = out.index_select(0, rows)
+        vals = values.to(device=out.device, dtype=out.dtype)[:, None, :]
+        new = torch.where(add[:, None, None].to(out.device), sel + vals, vals.expand_as(sel))
+        out.index_copy_(0, rows.to(out.device), new)
+        return output
+
+    return hook
+
+
+def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", guided: bool = True) -> list:
+    """Hooks that apply ``edits[b]`` to prompt ``b`` (``None``: leave the row alone), grouped by site.
+
+    With ``guided`` the decoder batch is doubled for classifier-free guidance and an edit's
+    ``uncond`` vector goes to row ``B + b``.
+    """
+    n = len(edits)
+    by_site: dict[Site, list[tuple[int, torch.Tensor, bool]]] = {}
+    for b, edit in enumerate(edits):
+        if edit is None:
+            continue
+        by_site.setdefault(edit.site, []).append((b, edit.cond, edit.mode == ADD))
+        if edit.uncond is not None:
+            if not guided:
+                raise ValueError("an unconditional-row edit needs classifier-free guidance (guidance_scale > 1)")
+            by_site[edit.site].append((n + b, edit.uncond, edit.mode == ADD))
+    hooks = []
+    for site, items in by_site.items():
+        rows = torch.tensor([r for r, _, _ in items])
+        values = torch.stack([v.float() for _, v, _ in items])
+        add = torch.tensor([a for _, _, a in items])
+        hooks.append((site_module(layers, site), _edit_hook(rows, values, add, 2 * n if guided else n)))
+    return hooks
+
+
+@dataclass
+class Capture:
+    """Running sums of site outputs over generation steps, per batch row."""
+
+    sites: list[Site]
+    sums: dict[Site, torch.Tensor] = field(default_factory=dict)
+    steps: dict[Site, int] = field(default_factory=dict)
+
+    def hooks(self, layers: torch.nn.ModuleList) -> list:
+        def make(site: Site):
+            def hook(module, args, output):
+                out = _output_tensor(output).detach()
+                total = out.float().sum(dim=1)
+                self.sums[site] = total if site not in self.sums else self.sums[site] + total
+                self.steps[site] = self.steps.get(site, 0) + out.shape[1]
+            return hook
+
+        return [(site_module(layers, site), make(site)) for site in self.sites]
+
+    def row_means(self, site: Site) -> torch.Tensor:
+        """Time-averaged output per decoder row, ``(rows, hidden)`` on the CPU."""
+        if site not in self.sums:
+            raise KeyError(f"site {site} was not captured (captured: {', '.join(map(str, self.sites))})")
+        return (self.sums[site] / self.steps[site]).cpu()
+
+    def half_means(self, site: Site, num_prompts: int) -> tuple[torch.Tensor, "torch.Tensor | None"]:
+        """Mean over steps and prompts of the conditional rows and of the unconditional rows (None without CFG)."""
+        means = self.row_means(site)
+        uncond = means[num_prompts:].mean(0) if means.shape[0] == 2 * num_prompts else None
+        return means[:num_prompts].mean(0), uncond
+
+
+@contextlib.contextmanager
+def cut_decoder(decoder: torch.nn.Module, num_layers: int) -> Iterator[None]:
+    """Run only the first ``num_layers`` decoder layers (then the final norm and heads, as usual): DecoderLens."""
+    full = decoder.layers
+    if not 1 <= num_layers <= len(full):
+        raise ValueError(f"cannot cut a {len(full)}-layer decoder after {num_layers} layers; use 1..{len(full)}")
+    decoder.layers = torch.nn.ModuleList(list(full)[:num_layers])
+    try:
+        yield
+    finally:
+        decoder.layers = full

@@ -1,0 +1,136 @@
+"""Load MusicGen by name: ``tiny`` (offline), ``small``/``medium``/``large`` (hub), a hub id or a local folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import MissingWeightsError, unknown
+
+HUB_NAMES = {
+    "small": "facebook/musicgen-small",
+    "medium": "facebook/musicgen-medium",
+    "large": "facebook/musicgen-large",
+}
+MODEL_NAMES = ("tiny", *HUB_NAMES)
+
+
+@dataclass
+class LoadedMusicgen:
+    """A MusicGen model with its processor, plus an identity string for cache keys."""
+
+    name: str
+    model: "torch.nn.Module"
+    processor: object
+    identity: str
+
+    @property
+    def decoder_layers(self) -> "torch.nn.ModuleList":
+        return self.model.decoder.model.decoder.layers
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.decoder_layers)
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.model.decoder.num_codebooks
+
+    @property
+    def frame_rate(self) -> int:
+        return self.model.audio_encoder.config.frame_rate
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.config.audio_encoder.sampling_rate
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def resolve_source(name: str) -> str:
+    """Map a model name to what ``from_pretrained`` takes: a local folder or a hub id."""
+    if name == "tiny":
+        from .tiny import tiny_musicgen_folder
+
+        return str(tiny_musicgen_folder())
+    if name in HUB_NAMES:
+        return HUB_NAMES[name]
+    if Path(name).is_dir():
+        return name
+    if "/" in name and not Path(name).exists() and not name.startswith((".", "/")):
+        return name  # a hub id such as "facebook/musicgen-melody"
+    raise unknown("model", name, MODEL_NAMES, "Or pass a local folder or a Hugging Face hub id (owner/name)")
+
+
+def cached_snapshot(repo_id: str) -> "Path | None":
+    """The local Hugging Face cache snapshot of ``repo_id`` if its config and weights are there."""
+    from huggingface_hub import try_to_load_from_cache
+
+    config = try_to_load_from_cache(repo_id, "config.json")
+    if not isinstance(config, str):
+        return None
+    snapshot = Path(config).parent
+    return snapshot if any(snapshot.glob("*.safetensors")) or any(snapshot.glob("*.bin")) else None
+
+
+def is_available(name: str) -> bool:
+    """Whether ``name`` can be loaded without a network (tiny always can)."""
+    source = resolve_source(name) if name != "tiny" else "tiny"
+    if source == "tiny" or Path(source).is_dir():
+        return True
+    return cached_snapshot(source) is not None
+
+
+def missing_weights_message(repo_id: str) -> str:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return (f"MusicGen weights {repo_id!r} are not in the local Hugging Face cache ({HF_HUB_CACHE}) and cannot be "
+            f"downloaded here. On a machine with internet run `hf download {repo_id}` (huggingface_hub) and copy "
+            f"the cache folder, set HF_HOME to where it lives, or pass a local folder with --model PATH. "
+            f"HF_HUB_OFFLINE=1 skips network look-ups.")
+
+
+def load_musicgen(name: str = "tiny", device: str = "cpu", dtype: "torch.dtype | None" = None) -> LoadedMusicgen:
+    """Load a MusicGen model and processor by name (see ``MODEL_NAMES``), a hub id or a local folder."""
+    from transformers import AutoProcessor, MusicgenForConditionalGeneration
+    from transformers.utils import logging as hf_logging
+
+    source = resolve_source(name)
+    local = Path(source).is_dir()
+    if not local and cached_snapshot(source) is None and os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        raise MissingWeightsError(missing_weights_message(source))
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # MusicGen's configs trip harmless pad-token warnings
+    try:
+        model = MusicgenForConditionalGeneration.from_pretrained(source, dtype=dtype or torch.float32)
+        processor = AutoProcessor.from_pretrained(source)
+    except OSError as e:
+        if local:
+            raise MissingWeightsError(f"cannot load MusicGen from folder {source}: {e}. The folder needs the files "
+                                      "that save_pretrained writes (config.json, model.safetensors, processor)") from None
+        raise MissingWeightsError(missing_weights_message(source)) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    model = model.to(device).eval()
+    return LoadedMusicgen(name, model, processor, model_identity(name, source))
+
+
+def model_identity(name: str, source: str) -> str:
+    """A string that changes whenever the weights may have changed (for cache keys)."""
+    if name == "tiny":
+        return Path(source).name
+    if Path(source).is_dir():
+        files = sorted(p for p in Path(source).iterdir() if p.is_file())
+        digest = hashlib.sha256()
+        for p in files:
+            stat = p.stat()
+            digest.update(f"{p.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        return f"local:{Path(source).resolve()}:{digest.hexdigest()[:16]}"
+    snapshot = cached_snapshot(source)
+    return f"{source}@{snapshot.name if snapshot else 'unknown'}"

@@ -1,0 +1,63 @@
+"""Where mgbench keeps things on disk, and atomic writes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def mgbench_home() -> Path:
+    """Root of mgbench's own cache (tiny models, mean activations): ``$MGBENCH_HOME`` or ``~/.cache/mgbench``."""
+    return Path(os.environ.get("MGBENCH_HOME") or Path.home() / ".cache" / "mgbench")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_with(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp_path)`` and move the result to ``path`` atomically (for writers that take a path)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_folder_once(folder: Path, build: Callable[[Path], None]) -> Path:
+    """Return ``folder``, first building it with ``build(tmp_folder)`` and renaming it into place.
+
+    The rename is atomic, so an interrupted build leaves no half-written folder behind.
+    """
+    if folder.is_dir():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        build(tmp)
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process built it first
+            if not folder.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder

@@ -1,0 +1,73 @@
+"""The model runner: prompts (plus optional per-row edits, captures or a decoder cut) -> audio."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .hooks import Capture, RowEdit, cut_decoder, edit_hooks, installed
+from .models import LoadedMusicgen
+from .sampling import CommonNoiseSampler, SamplerLastList, prompt_key
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How clips are generated. Defaults: the paper's (4 s, MusicGen's top-k 250, temperature 1, guidance 3)."""
+
+    seconds: float = 4.0
+    seed: int = 0
+    top_k: int = 250
+    temperature: float = 1.0
+    guidance_scale: float = 3.0
+    greedy: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class MusicgenRunner:
+    """Generates batches of clips from a loaded MusicGen with common-random-number sampling."""
+
+    def __init__(self, loaded: LoadedMusicgen, settings: GenerationSettings = GenerationSettings()):
+        self.loaded = loaded
+        self.settings = settings
+
+    @property
+    def guided(self) -> bool:
+        return self.settings.guidance_scale > 1
+
+    @property
+    def max_new_tokens(self) -> int:
+        """Frames for ``seconds`` of audio plus the delay pattern's extra steps (codebooks - 1)."""
+        return round(self.settings.seconds * self.loaded.frame_rate) + self.loaded.num_codebooks - 1
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str], edits: "Sequence[RowEdit | None] | None" = None,
+                 capture: "Capture | None" = None, cut: "int | None" = None) -> torch.Tensor:
+        """Generate one clip per prompt; return mono audio ``(len(prompts), samples)`` on the CPU.
+
+        ``edits[b]`` intervenes on prompt ``b``'s rows; ``capture`` records site outputs;
+        ``cut`` runs only the first ``cut`` decoder layers (DecoderLens).
+        """
+        loaded, s = self.loaded, self.settings
+        if edits is not None and len(edits) != len(prompts):
+            raise ValueError(f"got {len(edits)} edits for {len(prompts)} prompts; pass one (or None) per prompt")
+        inputs = loaded.processor(text=list(prompts), padding=True, return_tensors="pt").to(loaded.device)
+        hooks = []
+        if edits is not None:
+            hooks += edit_hooks(loaded.decoder_layers, edits, guided=self.guided)
+        if capture is not None:
+            hooks += capture.hooks(loaded.decoder_layers)
+        processors = SamplerLastList()
+        if not s.greedy:
+            processors.append(CommonNoiseSampler([prompt_key(p) for p in prompts], loaded.num_codebooks, s.seed,
+                                                 s.top_k, s.temperature))
+        decoder = loaded.model.decoder.model.decoder
+        with installed(hooks), (cut_decoder(decoder, cut) if cut else contextlib.nullcontext()):
+            audio = loaded.model.generate(**inputs, do_sample=False, guidance_scale=s.guidance_scale,
+                                          max_new_tokens=self.max_new_tokens, logits_processor=processors,
+                                          top_k=None, temperature=None)
+        return audio[:, 0].float().cpu()

@@ -1,0 +1,86 @@
+"""Sampling with common random numbers.
+
+A row's sampling noise depends only on (seed, prompt, step, codebook, token) -- not on the row's
+position in the batch or the batch size -- so a prompt's baseline and its intervened runs share
+their noise: any difference between them comes from the intervention. Sampling is Gumbel-max
+(``argmax(logits / T + g)`` over the top-k tokens), which draws exactly from softmax(logits / T)
+restricted to the top k. The uniforms come from a counter-based integer hash computed with torch
+integer ops, so they are the same on every device and need no generator state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+_M32 = 0xFFFFFFFF
+
+
+def mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (lowbias32) on int64 tensors holding values in [0, 2**32)."""
+    x = x & _M32
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _M32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _M32
+    return x ^ (x >> 16)
+
+
+def prompt_key(prompt: str) -> int:
+    """A stable 32-bit key of a prompt's text."""
+    return int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "little")
+
+
+def gumbel_noise(seed: int, row_keys: torch.Tensor, step: int, width: int) -> torch.Tensor:
+    """Gumbel(0, 1) noise of shape ``(len(row_keys), width)``, a pure function of its arguments."""
+    device = row_keys.device
+    base = mix32(mix32(mix32(torch.tensor(seed, dtype=torch.int64, device=device)) ^ row_keys.long()) ^ step)
+    columns = mix32(torch.arange(width, dtype=torch.int64, device=device) + 0x9E3779B9)
+    bits = mix32(base[:, None] ^ columns[None, :]) >> 8  # 24 bits: exact in float32
+    uniform = (bits.float() + 0.5) / float(1 << 24)
+    return -torch.log(-torch.log(uniform))
+
+
+class CommonNoiseSampler(LogitsProcessor):
+    """Top-k, temperature and Gumbel-max sampling with per-prompt noise, as a logits processor.
+
+    It returns 0 for the sampled token and -inf elsewhere, so the greedy step that follows it in
+    ``generate`` picks exactly that token. ``prompt_keys`` has one key per prompt; scores arrive as
+    ``(prompts * codebooks, vocab)`` after classifier-free guidance.
+    """
+
+    def __init__(self, prompt_keys: list[int], num_codebooks: int, seed: int, top_k: int = 250,
+                 temperature: float = 1.0):
+        if temperature <= 0:
+            raise ValueError("temperature must be > 0 (use greedy decoding for temperature 0)")
+        self.keys = torch.tensor(prompt_keys, dtype=torch.int64).repeat_interleave(num_codebooks)
+        self.codebook = torch.arange(num_codebooks, dtype=torch.int64).repeat(len(prompt_keys))
+        self.seed, self.top_k, self.temperature = seed, top_k, temperature
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        rows, vocab = scores.shape
+        if rows != len(self.keys):
+            raise RuntimeError(f"sampler set up for {len(self.keys)} rows, got {rows}")
+        step = input_ids.shape[-1]
+        keys = mix32(mix32(self.keys.to(scores.device)) + self.codebook.to(scores.device) * 0x632BE5AB)
+        logits = scores.float() / self.temperature
+        if self.top_k and self.top_k < vocab:
+            kth = torch.topk(logits, self.top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        choice = (logits + gumbel_noise(self.seed, keys, step, vocab)).argmax(dim=-1, keepdim=True)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(-1, choice, 0.0)
+
+
+class SamplerLastList(LogitsProcessorList):
+    """A processor list that keeps the sampler last.
+
+    MusicGen's ``generate`` appends its classifier-free-guidance processor to the list it is given;
+    guidance must run before sampling, so appended processors go in front of the sampler.
+    """
+
+    def append(self, processor: LogitsProcessor) -> None:
+        at = len(self) - 1 if self and isinstance(self[-1], CommonNoiseSampler) else len(self)
+        self.insert(at, processor)

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy.spatial.distance import cdist
+from scipy.stats import entropy
+from sklearn.metrics import ndcg_score
+
+from mgbench.metrics import intervention_effect, kl_divergence, log_odds, ndcg, precision, self_similarity
+
+logit_vectors = arrays(np.float64, 12, elements=st.floats(-20, 20, allow_nan=False))
+
+
+def test_ndcg_matches_sklearn():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        logits = rng.normal(size=(3, 527))
+        relevant = rng.choice(527, size=rng.integers(1, 7), replace=False)
+        truth = np.zeros((3, 527))
+        truth[:, relevant] = 1
+        ours = ndcg(torch.tensor(logits), relevant.tolist()).numpy()
+        theirs = [ndcg_score(truth[i:i + 1], logits[i:i + 1]) for i in range(3)]
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+
+
+@given(logit_vectors, st.sets(st.integers(0, 11), min_size=1, max_size=5))
+@settings(max_examples=200, deadline=None)
+def test_ndcg_in_unit_interval_and_one_for_perfect_ranking(logits, relevant):
+    value = ndcg(torch.tensor(logits), sorted(relevant)).item()
+    assert -1e-6 <= value <= 1 + 1e-6
+    perfect = np.zeros(12)
+    perfect[sorted(relevant)] = 100.0 + np.arange(len(relevant))
+    assert ndcg(torch.tensor(perfect), sorted(relevant)).item() == pytest.approx(1.0)
+
+
+def test_effect_matches_hand_computation():
+    rng = np.random.default_rng(1)
+    before, after = rng.normal(size=527), rng.normal(size=527)
+
+    def odds(logits, i):
+        p = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        return p[i] / (1 - p[i]), p[i]
+
+    o_b, p_o_b = odds(before, 140)
+    o_a, p_o_a = odds(after, 140)
+    d_b, p_d_b = odds(before, 153)
+    d_a, p_d_a = odds(after, 153)
+    effect, eff_o, eff_d = intervention_effect(torch.tensor(before), torch.tensor(after), 140, 153)
+    assert effect.item() == pytest.approx(np.log(o_b / o_a) - np.log(d_b / d_a))
+    assert eff_o.item() == pytest.approx(np.log(o_b / o_a))
+    assert eff_d.item() == pytest.approx(-np.log(d_b / d_a))
+    prob_effect, _, _ = intervention_effect(torch.tensor(before), torch.tensor(after), 140, 153, kind="prob")
+    assert prob_effect.item() == pytest.approx(np.log(p_o_b / p_o_a) - np.log(p_d_b / p_d_a))
+    with pytest.raises(ValueError, match="odds"):
+        log_odds(torch.tensor(before), 0, kind="logit")
+
+
+@given(logit_vectors, logit_vectors, st.integers(0, 11), st.integers(0, 11))
+@settings(max_examples=200, deadline=None)
+def test_effect_antisymmetric(a, b, i, j):
+    forward = intervention_effect(torch.tensor(a), torch.tensor(b), i, j)
+    backward = intervention_effect(torch.tensor(b), torch.tensor(a), i, j)
+    for f, r in zip(forward, backward):
+        assert f.item() == pytest.approx(-r.item(), abs=1e-9)
+
+
+def test_kl_matches_scipy_and_precision_is_minus_kl_after_before():
+    rng = np.random.default_rng(2)
+    p, q = rng.normal(size=(4, 527)), rng.normal(size=(4, 527))
+    softmax = lambda x: np.exp(x) / np.exp(x).sum(-1, keepdims=True)  # noqa: E731
+    expected = [entropy(softmax(p[i]), softmax(q[i])) for i in range(4)]
+    np.testing.assert_allclose(kl_divergence(torch.tensor(p), torch.tensor(q)).numpy(), expected, rtol=1e-9)
+    after_before = [entropy(softmax(q[i]), softmax(p[i])) for i in range(4)]
+    np.testing.assert_allclose(precision(torch.tensor(p), torch.tensor(q)).numpy(), -np.array(after_before))
+
+
+@given(logit_vectors, logit_vectors)
+@settings(max_examples=200, deadline=None)
+def test_kl_nonnegative_and_zero_iff_equal(a, b):
+    kl = kl_divergence(torch.tensor(a), torch.tensor(b)).item()
+    assert kl >= 0
+    assert kl_divergence(torch.tensor(a), torch.tensor(a)).item() == pytest.approx(0.0, abs=1e-12)
+    pa, pb = (torch.softmax(torch.tensor(x), -1) for x in (a, b))
+    if (pa - pb).abs().max() > 1e-3:
+        assert kl > 0
+
+
+def test_self_similarity_matches_scipy():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 6, 16))
+    expected = np.mean([cdist(x[i], x[i]) for i in range(5)], axis=0)
+    np.testing.assert_allclose(self_similarity(torch.tensor(x)).numpy(), expected, rtol=1e-9)

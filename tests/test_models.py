@@ -1,0 +1,71 @@
+import json
+
+import pytest
+import torch
+
+from mgbench import tiny as tiny_module
+from mgbench.classifiers import load_classifier, load_passt_folder, passt_checkpoint_path
+from mgbench.errors import MissingWeightsError, UnknownNameError
+from mgbench.models import is_available, load_musicgen
+
+
+@pytest.fixture
+def fresh_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MGBENCH_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_tiny_musicgen_round_trips_and_is_deterministic(fresh_home, tiny):
+    rebuilt = load_musicgen("tiny")  # built afresh in a new home, saved, and loaded with from_pretrained
+    assert (fresh_home / "tiny" / "musicgen-s0-v1" / "model.safetensors").is_file()
+    ours, theirs = rebuilt.model.state_dict(), tiny.model.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert rebuilt.identity == "musicgen-s0-v1" and rebuilt.num_layers == 4 and rebuilt.frame_rate == 50
+    assert rebuilt.sample_rate == 32000 and rebuilt.num_codebooks == 4
+    tokens = rebuilt.processor(text=["Compose a happy jazz piece, with a piano melody."]).input_ids[0]
+    assert 2 not in tokens  # every word is in the tiny vocabulary (2 is <unk>)
+
+
+def test_tiny_passt_round_trips(fresh_home):
+    classifier = load_classifier("tiny")
+    audio = torch.randn(3, 32000 * 2) * 0.1
+    logits = classifier.logits(audio, 32000)
+    assert logits.shape == (3, 527) and torch.isfinite(logits).all()
+    again = load_passt_folder(fresh_home / "tiny" / "passt-s0-v1").logits(audio, 32000)
+    torch.testing.assert_close(logits, again)
+    assert json.loads((fresh_home / "tiny" / "passt-s0-v1" / "config.json").read_text())["classifier"] == "passt"
+    # resampling: 16 kHz input is brought to PaSST's 32 kHz
+    assert classifier.logits(audio[:, ::2], 16000).shape == (3, 527)
+
+
+def test_interrupted_build_leaves_nothing(fresh_home, monkeypatch):
+    def broken(folder, seed):
+        (folder / "half-written").write_text("x")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tiny_module, "_build_musicgen", broken)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_module.tiny_musicgen_folder(seed=5)
+    assert not list((fresh_home / "tiny").iterdir())
+
+
+def test_missing_weights_are_clear_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("mgbench.models.cached_snapshot", lambda repo: None)
+    with pytest.raises(MissingWeightsError, match="'facebook/musicgen-small' are not in the local Hugging Face cache"
+                                                  ".*hf download facebook/musicgen-small"):
+        load_musicgen("small")
+    assert not is_available("large") and is_available("tiny")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert str(tmp_path) in str(passt_checkpoint_path())
+    with pytest.raises(MissingWeightsError, match="PaSST weights are not cached at .*passt-s-f128-p16-s10-ap.476"):
+        load_classifier("passt")
+    with pytest.raises(MissingWeightsError, match="cannot load MusicGen from folder"):
+        load_musicgen(str(tmp_path))
+
+
+def test_unknown_names_are_clear_errors():
+    with pytest.raises(UnknownNameError, match="unknown model 'huge'; valid: tiny, small, medium, large"):
+        load_musicgen("huge")
+    with pytest.raises(UnknownNameError, match="unknown classifier 'ast'; valid: passt, tiny"):
+        load_classifier("ast")
