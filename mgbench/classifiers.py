@@ -78,10 +78,12 @@ def _quiet():
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Input image size")
         warnings.filterwarnings("ignore", message="stft with return_complex=False")
+        warnings.filterwarnings("ignore", message=r"`torch.cuda.amp.autocast")
         yield
 
 
-def _passt_wrapper(net_settings: dict) -> torch.nn.Module:
+def passt_wrapper(net_settings: dict) -> torch.nn.Module:
+    """hear21passt's wrapper around its mel front end and a randomly initialised ``PaSST(**net_settings)``."""
     from hear21passt.models.passt import PaSST
     from hear21passt.models.preprocess import AugmentMelSTFT
     from hear21passt.wrapper import PasstBasicWrapper
@@ -96,7 +98,7 @@ def save_passt(folder: Path, net_settings: dict, wrapper: "torch.nn.Module | Non
     """Save a PaSST (randomly initialised from ``net_settings`` unless ``wrapper`` is given) to ``folder``."""
     from safetensors.torch import save_file
 
-    wrapper = wrapper if wrapper is not None else _passt_wrapper(net_settings)
+    wrapper = wrapper if wrapper is not None else passt_wrapper(net_settings)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous() for k, v in wrapper.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"))
@@ -114,7 +116,7 @@ def load_passt_folder(folder: "str | Path") -> PasstClassifier:
     except (OSError, ValueError) as e:
         raise MissingWeightsError(f"cannot load a classifier from {folder} ({e}); it needs config.json and "
                                   "model.safetensors as written by mgbench.classifiers.save_passt") from None
-    wrapper = _passt_wrapper(config["net"])
+    wrapper = passt_wrapper(config["net"])
     wrapper.load_state_dict(state)
     return PasstClassifier(wrapper, name=folder.name, identity=f"{folder.name}")
 

@@ -24,12 +24,15 @@ def ndcg(logits: torch.Tensor, relevant: Sequence[int]) -> torch.Tensor:
     return (dcg / ideal).float()
 
 
-def log_odds(logits: torch.Tensor, label: int, kind: str = ODDS) -> torch.Tensor:
+def log_odds(logits: torch.Tensor, label: "int | torch.Tensor", kind: str = ODDS) -> torch.Tensor:
     """log odds p/(1-p) (``odds``, the paper's eq. 1) or log p (``prob``, the reference code) of ``label``.
 
-    ``p`` is the softmax over all classes, computed in log space for stability.
+    ``p`` is the softmax over all classes, computed in log space for stability. ``label`` is one
+    class index or a tensor with one index per row.
     """
-    logp = torch.log_softmax(torch.as_tensor(logits).double(), dim=-1)[..., label]
+    logp_all = torch.log_softmax(torch.as_tensor(logits).double(), dim=-1)
+    label = torch.as_tensor(label, device=logp_all.device)
+    logp = logp_all.gather(-1, label.expand(logp_all.shape[:-1]).unsqueeze(-1)).squeeze(-1)
     if kind == PROB:
         return logp
     if kind != ODDS:
@@ -37,7 +40,8 @@ def log_odds(logits: torch.Tensor, label: int, kind: str = ODDS) -> torch.Tensor
     return logp - torch.log1p(-torch.exp(logp))
 
 
-def intervention_effect(before: torch.Tensor, after: torch.Tensor, original: int, desired: int,
+def intervention_effect(before: torch.Tensor, after: torch.Tensor, original: "int | torch.Tensor",
+                        desired: "int | torch.Tensor",
                         kind: str = ODDS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Equation (1) and its two parts: ``(effect, effect_original, effect_desired)``.
 

@@ -1,0 +1,75 @@
+"""Experiment 1: DecoderLens recognizability (NDCG) and the self-similarity of layer outputs.
+
+Layer ``i`` (0-based, as in the paper's figures) is the decoder cut after ``i + 1`` layers, followed
+by the usual final norm and codebook heads, generating autoregressively with the cut model. The last
+layer is the full model, so its rows reuse the concept's baseline clips.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from .labels import label_names
+from .metrics import ndcg, self_similarity
+from .resume import chunks, fill_table
+from .session import Session
+
+IDS = ["concept", "layer", "prompt_id"]
+
+
+def top_labels(logits: torch.Tensor, top: int = 5) -> list[str]:
+    """The ``top`` highest-scoring AudioSet labels of each row, joined with ' | '."""
+    names = label_names()
+    return [" | ".join(names[i] for i in row) for row in torch.topk(logits, top, dim=-1).indices.tolist()]
+
+
+def run_decoderlens(session: Session, concepts: list[str], layers: "list[int] | None" = None) -> pd.DataFrame:
+    """One row per (concept, layer, prompt): ndcg and top-5 labels."""
+    num_layers = session.musicgen.num_layers
+    layers = list(range(num_layers)) if layers is None else layers
+    n = session.config.prompts
+    wanted = pd.DataFrame([(c, layer, p) for c in concepts for layer in layers for p in range(n)], columns=IDS)
+
+    def compute(batch: pd.DataFrame) -> pd.DataFrame:
+        layer = int(batch["layer"].iloc[0])
+        if layer == num_layers - 1:
+            logits = torch.stack([session.concept_pass(session.concepts.get(c)).logits[p]
+                                  for c, p in zip(batch["concept"], batch["prompt_id"])])
+        else:
+            prompts = [session.prompts(c)[p] for c, p in zip(batch["concept"], batch["prompt_id"])]
+            logits = session.classify(session.runner.generate(prompts, cut=layer + 1))
+        relevant = [session.concepts.get(c).label_indices for c in batch["concept"]]
+        return batch.assign(ndcg=[ndcg(row, rel).item() for row, rel in zip(logits, relevant)],
+                            top5=top_labels(logits))
+
+    def batches(missing: pd.DataFrame) -> list[pd.DataFrame]:
+        return [piece for _, group in missing.groupby("layer", sort=True)
+                for piece in chunks(group, session.config.batch_size)]
+
+    table = fill_table(session.store, "decoderlens", wanted, IDS, compute, batches, "decoderlens")
+    return _label(session, table)
+
+
+def run_similarity(session: Session, concepts: list[str]) -> pd.DataFrame:
+    """One row per (concept, layer_i, layer_j): Euclidean distance of time-averaged layer outputs.
+
+    A layer's output is its residual-stream output (before the decoder's final norm) on the
+    conditional rows, averaged over generation steps; distances are averaged over prompts.
+    """
+    rows = []
+    for name in concepts:
+        matrix = self_similarity(session.concept_pass(session.concepts.get(name)).layer_outputs)
+        size = matrix.shape[0]
+        rows += [(name, i, j, matrix[i, j].item()) for i in range(size) for j in range(size)]
+    return _label(session, pd.DataFrame(rows, columns=["concept", "layer_i", "layer_j", "distance"]))
+
+
+def _label(session: Session, table: pd.DataFrame) -> pd.DataFrame:
+    """Add the model, classifier and concept category columns that make tables from many runs concatenable."""
+    out = table.copy()
+    if "concept" in out:
+        out.insert(1, "category", [session.concepts.get(c).category for c in out["concept"]])
+    out.insert(0, "classifier", session.config.classifier_name)
+    out.insert(0, "model", session.config.model)
+    return out

@@ -1,0 +1,84 @@
+"""Experiment 2: interchange interventions, every ordered concept pair x technique x site x prompt.
+
+For an original concept's prompt, the output of one site is replaced by the desired concept's mean
+(``replace``) or shifted by desired mean - original mean (``adjust``) at every generation step, on
+the conditional rows (and the unconditional ones with ``both_halves``, using the unconditional
+means). The clip is compared with the same prompt's un-intervened clip, which shares its sampling
+noise: effect = eq. (1) with its original and desired parts, precision = -KL(after || before).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import torch
+
+from .concepts import pair_type
+from .hooks import ADD, REPLACE, RowEdit
+from .metrics import intervention_effect, precision
+from .resume import chunks, fill_table
+from .session import Session
+from .sites import Site
+
+#: technique -> f(original mean, desired mean) -> (edit mode, vector); add new techniques here.
+TECHNIQUES: dict[str, Callable[[torch.Tensor, torch.Tensor], tuple[str, torch.Tensor]]] = {
+    "replace": lambda original, desired: (REPLACE, desired),
+    "adjust": lambda original, desired: (ADD, desired - original),
+}
+IDS = ["technique", "original", "desired", "layer", "component", "prompt_id"]
+
+
+def make_edit(session: Session, technique: str, original: str, desired: str, site: Site) -> RowEdit:
+    """The edit that applies ``technique`` at ``site`` for the pair (original, desired)."""
+    rule = TECHNIQUES[technique]
+    o_cond, o_uncond = session.means(session.concepts.get(original), site)
+    d_cond, d_uncond = session.means(session.concepts.get(desired), site)
+    mode, cond = rule(o_cond, d_cond)
+    uncond = rule(o_uncond, d_uncond)[1] if session.config.both_halves and o_uncond is not None else None
+    return RowEdit(site, mode, cond, uncond)
+
+
+def intervention_grid(concepts: list[str], techniques: list[str], sites: list[Site], prompts: int,
+                      pairs: "list[tuple[str, str]] | None" = None) -> pd.DataFrame:
+    """Row ids of every (technique, ordered pair, site, prompt) to run."""
+    pairs = pairs if pairs is not None else [(o, d) for o in concepts for d in concepts if o != d]
+    return pd.DataFrame([(t, o, d, s.layer, s.component, p) for t in techniques for o, d in pairs for s in sites
+                         for p in range(prompts)], columns=IDS)
+
+
+def run_interventions(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
+    """Compute (or read from the store) the rows of ``wanted`` (see ``intervention_grid``)."""
+    edits: dict[tuple, RowEdit] = {}
+
+    def edit_for(t: str, o: str, d: str, layer: int, component: str) -> RowEdit:
+        key = (t, o, d, layer, component)
+        if key not in edits:
+            edits[key] = make_edit(session, t, o, d, Site(layer, component).validate(session.musicgen.num_layers))
+        return edits[key]
+
+    def compute(batch: pd.DataFrame) -> pd.DataFrame:
+        rows = list(batch.itertuples(index=False))
+        prompts = [session.prompts(r.original)[r.prompt_id] for r in rows]
+        after = session.classify(session.runner.generate(
+            prompts, edits=[edit_for(r.technique, r.original, r.desired, r.layer, r.component) for r in rows]))
+        before = torch.stack([session.concept_pass(session.concepts.get(r.original)).logits[r.prompt_id]
+                              for r in rows])
+        original = torch.tensor([session.concepts.get(r.original).odds_label for r in rows])
+        desired = torch.tensor([session.concepts.get(r.desired).odds_label for r in rows])
+        effect, eff_o, eff_d = intervention_effect(before, after, original, desired, session.config.odds)
+        return batch.assign(effect=effect.numpy(), effect_original=eff_o.numpy(), effect_desired=eff_d.numpy(),
+                            precision=precision(before, after).numpy())
+
+    def batches(missing: pd.DataFrame) -> list[pd.DataFrame]:
+        return chunks(missing, session.config.batch_size)
+
+    table = fill_table(session.store, "interventions", wanted, IDS, compute, batches, "interventions")
+    if table.empty:
+        return table
+    concepts = session.concepts
+    table.insert(3, "pair_type", [pair_type(concepts.get(o), concepts.get(d))
+                                  for o, d in zip(table["original"], table["desired"])])
+    table.insert(0, "classifier", session.config.classifier_name)
+    table.insert(0, "model", session.config.model)
+    return table

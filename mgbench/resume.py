@@ -1,0 +1,40 @@
+"""Compute only the rows of a table that are not stored yet, in batches, one stored shard per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .store import ResultStore
+
+
+def missing_rows(store: ResultStore, table: str, wanted: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+    """The rows of ``wanted`` (identified by the ``ids`` columns) that ``table`` does not hold yet."""
+    done = store.read(table)
+    if done.empty:
+        return wanted
+    merged = wanted.merge(done[ids].drop_duplicates(), on=ids, how="left", indicator=True)
+    return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
+
+
+def fill_table(store: ResultStore, table: str, wanted: pd.DataFrame, ids: list[str],
+               compute: Callable[[pd.DataFrame], pd.DataFrame], batches: Callable[[pd.DataFrame], list],
+               desc: str) -> pd.DataFrame:
+    """Compute the missing rows of ``wanted`` with ``compute(batch)``, store each batch, return all wanted rows.
+
+    ``batches(missing)`` splits the missing rows into the frames that ``compute`` takes.
+    """
+    missing = missing_rows(store, table, wanted, ids)
+    for batch in tqdm(batches(missing) if not missing.empty else [], desc=desc, leave=False):
+        store.add_rows(table, compute(batch))
+    done = store.read(table)
+    if done.empty:
+        return done
+    return wanted[ids].merge(done.drop_duplicates(subset=ids), on=ids, how="inner")
+
+
+def chunks(frame: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    """``frame`` cut into consecutive pieces of at most ``size`` rows."""
+    return [frame.iloc[i:i + size].reset_index(drop=True) for i in range(0, len(frame), max(1, size))]

@@ -1,0 +1,133 @@
+"""A benchmark session: one model, one classifier, one set of settings, and their result store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .classifiers import load_classifier
+from .concepts import Concept, ConceptSet, load_concepts
+from .hooks import Capture
+from .metrics import ODDS
+from .models import LoadedMusicgen, load_musicgen
+from .paths import mgbench_home
+from .runner import GenerationSettings, MusicgenRunner
+from .sites import PAPER_COMPONENTS, Site, all_sites
+from .store import ResultStore
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run's numbers depend on, plus where to keep them."""
+
+    model: str = "tiny"
+    classifier: "str | None" = None  # default: tiny for the tiny model, passt otherwise
+    prompts: int = 100
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    device: str = "cpu"
+    batch_size: int = 64  # decoder rows (prompts x interventions) per generate call
+    odds: str = ODDS
+    both_halves: bool = False  # also intervene on the unconditional (CFG) rows
+    concepts_file: "str | None" = None
+    cache: "str | None" = None  # default: $MGBENCH_HOME/cache
+
+    @property
+    def classifier_name(self) -> str:
+        return self.classifier or ("tiny" if self.model == "tiny" else "passt")
+
+
+@dataclass
+class ConceptPass:
+    """What one baseline generation of a concept's prompts yields (all sites captured)."""
+
+    logits: torch.Tensor  # (prompts, 527) classifier logits of the un-intervened clips
+    means: dict[str, torch.Tensor]  # "L3.mlp/cond" -> (hidden,) mean over steps and prompts
+    layer_outputs: torch.Tensor  # (prompts, layers, hidden) time-averaged residual output per layer
+
+
+class Session:
+    """Lazily loads the model and classifier; computes and caches concept passes."""
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+        self.concepts: ConceptSet = load_concepts(config.concepts_file)
+
+    @cached_property
+    def musicgen(self) -> LoadedMusicgen:
+        return load_musicgen(self.config.model, device=self.config.device)
+
+    @cached_property
+    def runner(self) -> MusicgenRunner:
+        return MusicgenRunner(self.musicgen, self.config.generation)
+
+    @cached_property
+    def classifier(self):
+        return load_classifier(self.config.classifier_name, device=self.config.device)
+
+    @cached_property
+    def store(self) -> ResultStore:
+        return ResultStore(Path(self.config.cache or mgbench_home() / "cache"), self.key())
+
+    def key(self) -> dict:
+        """What every cached number of this session depends on."""
+        c = self.config
+        concept_data = json.dumps([asdict(x) for x in self.concepts.concepts] + [self.concepts.template,
+                                   self.concepts.slots, self.concepts.slot_order], sort_keys=True)
+        return {"mgbench": __version__, "model": self.musicgen.identity, "classifier": self.classifier.identity,
+                "prompts": c.prompts, "generation": c.generation.as_dict(), "odds": c.odds,
+                "both_halves": c.both_halves, "concepts": hashlib.sha256(concept_data.encode()).hexdigest()[:16]}
+
+    def prompts(self, concept: str) -> list[str]:
+        return self.concepts.prompts(concept, self.config.prompts)
+
+    def classify(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.classifier.logits(audio, self.musicgen.sample_rate).cpu()
+
+    def batches(self, n: int):
+        """Index ranges of at most ``batch_size`` rows."""
+        step = max(1, self.config.batch_size)
+        return [range(i, min(i + step, n)) for i in range(0, n, step)]
+
+    def concept_pass(self, concept: Concept) -> ConceptPass:
+        """Baseline clips of a concept's prompts, with every site's mean captured (cached)."""
+        cached = self.store.load_tensors(f"pass-{concept.name}", {"concept": concept.name})
+        if cached is not None:
+            return _unpack(cached)
+        loaded, prompts = self.musicgen, self.prompts(concept.name)
+        sites = all_sites(loaded.num_layers, (*PAPER_COMPONENTS, "resid"))
+        logits, row_means = [], {s: [] for s in sites}
+        for rows in tqdm(self.batches(len(prompts)), desc=f"baseline {concept.name}", leave=False):
+            capture = Capture(sites)
+            batch = [prompts[i] for i in rows]
+            logits.append(self.classify(self.runner.generate(batch, capture=capture)))
+            for s in sites:
+                row_means[s].append(capture.row_means(s).view(2 if self.runner.guided else 1, len(batch), -1))
+        tensors = {"logits": torch.cat(logits)}
+        for s in sites:
+            per_prompt = torch.cat(row_means[s], dim=1)  # (halves, prompts, hidden)
+            tensors[f"{s}/cond"] = per_prompt[0].mean(0)
+            if per_prompt.shape[0] == 2:
+                tensors[f"{s}/uncond"] = per_prompt[1].mean(0)
+            if s.component == "resid":
+                tensors[f"{s}/per_prompt"] = per_prompt[0]
+        self.store.save_tensors(f"pass-{concept.name}", tensors, {"concept": concept.name})
+        return _unpack(tensors)
+
+    def means(self, concept: Concept, site: Site) -> tuple[torch.Tensor, "torch.Tensor | None"]:
+        """(conditional, unconditional) mean output of ``site`` over the concept's prompts."""
+        means = self.concept_pass(concept).means
+        return means[f"{site}/cond"], means.get(f"{site}/uncond")
+
+
+def _unpack(tensors: dict[str, torch.Tensor]) -> ConceptPass:
+    resid = sorted((Site.parse(k.split("/")[0]) for k in tensors if k.endswith("/per_prompt")))
+    layer_outputs = torch.stack([tensors[f"{s}/per_prompt"] for s in resid], dim=1)
+    means = {k: v for k, v in tensors.items() if k.endswith(("/cond", "/uncond"))}
+    return ConceptPass(tensors["logits"], means, layer_outputs)
