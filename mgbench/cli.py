@@ -8,6 +8,9 @@ from pathlib import Path
 
 from .errors import MgbenchError
 
+#: The tiny default run is the paper's, with fewer prompts and shorter clips so it ends in minutes on a CPU.
+TINY_PROMPTS, TINY_SECONDS = 2, 1.0
+
 
 def _concepts(args: argparse.Namespace):
     from .concepts import load_concepts
@@ -60,6 +63,46 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_setup(args: argparse.Namespace):
+    """The session and selection that ``run`` and ``plan`` share."""
+    from .pipeline import Selection, parse_layers
+    from .runner import GenerationSettings
+    from .session import RunConfig, Session
+
+    tiny = args.model == "tiny"
+    config = RunConfig(
+        model=args.model, classifier=args.classifier, device=args.device, batch_size=args.batch_size,
+        prompts=args.prompts or (TINY_PROMPTS if tiny else 100), odds=args.odds, both_halves=args.both_halves,
+        generation=GenerationSettings(seconds=args.seconds or (TINY_SECONDS if tiny else 4.0), seed=args.seed),
+        concepts_file=args.concepts_file, cache=args.cache)
+    split = lambda text: tuple(x.strip() for x in text.split(",") if x.strip()) if text else None  # noqa: E731
+    selection = Selection(experiments=split(args.experiments), concepts=split(args.concepts),
+                          techniques=split(args.techniques), components=split(args.components),
+                          layers=parse_layers(args.layers))
+    session = Session(config)
+    return session, selection.validate(session)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the experiments and write tidy tables and a summary (resumes from the cache)."""
+    from dataclasses import asdict
+
+    from .pipeline import run_info, run_selection, summarize, write_tables
+
+    session, selection = _run_setup(args)
+    tables = run_selection(session, selection)
+    out = Path(args.out)
+    info = {**run_info(session), "selection": asdict(selection)}
+    written = write_tables(out, tables, info)
+    lines = [f"# mgbench run: {args.model}", ""] + [f"- {k}: {v}" for k, v in info.items() if k != "versions"]
+    for name, table in summarize(tables).items():
+        lines += ["", f"## {name}", "", table.round(4).to_markdown()]
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    for path in written + [out / "summary.md"]:
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -84,13 +127,40 @@ def build_parser() -> argparse.ArgumentParser:
     add_generation_args(p)
     p.add_argument("--out", default="out", help="folder for the WAV files")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("run", help=cmd_run.__doc__)
+    add_run_args(p)
+    p.add_argument("--out", default="results", help="folder for the tables and the summary")
+    p.set_defaults(func=cmd_run)
     return parser
 
 
-def add_generation_args(p: argparse.ArgumentParser, seconds: float = 4.0) -> None:
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``run`` (and of ``plan``, which takes the same)."""
+    from .interventions import TECHNIQUES
+    from .pipeline import EXPERIMENTS
+    from .sites import PAPER_COMPONENTS
+
+    add_generation_args(p, seconds=None)
+    p.add_argument("--experiments", default=",".join(EXPERIMENTS), help="comma list of " + ", ".join(EXPERIMENTS))
+    p.add_argument("--concepts", default=None, help="comma list of concepts (default: all)")
+    p.add_argument("--techniques", default=",".join(TECHNIQUES))
+    p.add_argument("--components", default=",".join(PAPER_COMPONENTS))
+    p.add_argument("--layers", default="all", help="all, or e.g. 0,3,10-12 (0-based)")
+    p.add_argument("--prompts", type=int, default=None,
+                   help=f"prompts per concept (default: 100; {TINY_PROMPTS} for tiny)")
+    p.add_argument("--classifier", default=None, help="passt | tiny | folder (default: tiny for tiny, else passt)")
+    p.add_argument("--batch-size", type=int, default=64, help="decoder rows per generate call")
+    p.add_argument("--odds", default="odds", choices=["odds", "prob"], help="eq. (1) odds or the reference's p")
+    p.add_argument("--both-halves", action="store_true", help="also intervene on the unconditional CFG rows")
+    p.add_argument("--cache", default=None, help="cache folder (default: $MGBENCH_HOME/cache)")
+
+
+def add_generation_args(p: argparse.ArgumentParser, seconds: "float | None" = 4.0) -> None:
     """Arguments shared by every command that generates audio."""
     p.add_argument("--model", default="tiny", help="tiny | small | medium | large | hub id | folder")
-    p.add_argument("--seconds", type=float, default=seconds)
+    p.add_argument("--seconds", type=float, default=seconds,
+                   help="clip length (default: 4; for run, 4 and %s for tiny)" % TINY_SECONDS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
 

@@ -107,6 +107,7 @@ def load_musicgen(name: str = "tiny", device: str = "cpu", dtype: "torch.dtype |
         raise MissingWeightsError(missing_weights_message(source))
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # MusicGen's configs trip harmless pad-token warnings
+    hf_logging.disable_progress_bar()
     try:
         model = MusicgenForConditionalGeneration.from_pretrained(source, dtype=dtype or torch.float32)
         processor = AutoProcessor.from_pretrained(source)
@@ -117,6 +118,7 @@ def load_musicgen(name: str = "tiny", device: str = "cpu", dtype: "torch.dtype |
         raise MissingWeightsError(missing_weights_message(source)) from None
     finally:
         hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
     model = model.to(device).eval()
     return LoadedMusicgen(name, model, processor, model_identity(name, source))
 

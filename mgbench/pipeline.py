@@ -1,0 +1,123 @@
+"""Run a selection of experiments for one session and write the tidy tables."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+from .decoderlens import run_decoderlens, run_similarity
+from .errors import ConfigError, unknown
+from .interventions import TECHNIQUES, intervention_grid, run_interventions
+from .paths import atomic_write_bytes, atomic_write_with
+from .session import Session
+from .sites import COMPONENT_MODULES, PAPER_COMPONENTS, all_sites
+
+EXPERIMENTS = ("decoderlens", "similarity", "interventions")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which experiments, concepts, techniques, components and layers to run (None: all)."""
+
+    experiments: tuple[str, ...] = EXPERIMENTS
+    concepts: "tuple[str, ...] | None" = None
+    techniques: tuple[str, ...] = tuple(TECHNIQUES)
+    components: tuple[str, ...] = PAPER_COMPONENTS
+    layers: "tuple[int, ...] | None" = None
+
+    def validate(self, session: Session) -> "Selection":
+        for e in self.experiments:
+            if e not in EXPERIMENTS:
+                raise unknown("experiment", e, EXPERIMENTS)
+        for t in self.techniques:
+            if t not in TECHNIQUES:
+                raise unknown("technique", t, list(TECHNIQUES))
+        for c in self.components:
+            if c not in COMPONENT_MODULES or c == "resid":
+                raise unknown("component", c, PAPER_COMPONENTS)
+        session.concepts.select(list(self.concepts or []))
+        if self.concepts is not None and len(self.concepts) < 2 and "interventions" in self.experiments:
+            raise ConfigError("interventions need at least two concepts (an original and a desired one)")
+        all_sites(session.musicgen.num_layers, self.components, list(self.layers) if self.layers else None)
+        return self
+
+
+def parse_layers(text: "str | None") -> "tuple[int, ...] | None":
+    """``"all"``/None -> None; ``"0,3,10-12"`` -> (0, 3, 10, 11, 12)."""
+    if text in (None, "", "all"):
+        return None
+    layers: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            layers.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise ConfigError(f"cannot read layers {text!r}; write e.g. 0,3,10-12 or all") from None
+    return tuple(layers)
+
+
+def run_selection(session: Session, selection: Selection) -> dict[str, pd.DataFrame]:
+    """Compute (or read from the cache) every selected experiment; return its tidy tables by name."""
+    selection.validate(session)
+    concepts = [c.name for c in session.concepts.select(list(selection.concepts or []))]
+    layers = list(selection.layers) if selection.layers else None
+    tables: dict[str, pd.DataFrame] = {}
+    if "decoderlens" in selection.experiments:
+        tables["decoderlens"] = run_decoderlens(session, concepts, layers)
+    if "similarity" in selection.experiments:
+        tables["similarity"] = run_similarity(session, concepts)
+    if "interventions" in selection.experiments:
+        sites = all_sites(session.musicgen.num_layers, selection.components, layers)
+        grid = intervention_grid(concepts, list(selection.techniques), sites, session.config.prompts)
+        tables["interventions"] = run_interventions(session, grid)
+    return tables
+
+
+def run_info(session: Session) -> dict:
+    """The settings and versions a run's tables came from."""
+    import torch
+    import transformers
+
+    c = session.config
+    return {"model": c.model, "model_identity": session.musicgen.identity, "classifier": c.classifier_name,
+            "classifier_identity": session.classifier.identity, "prompts": c.prompts, **c.generation.as_dict(),
+            "device": c.device, "odds": c.odds, "both_halves": c.both_halves, "batch_size": c.batch_size,
+            "concepts_file": session.concepts.source, "versions": {"mgbench": __version__, "torch": torch.__version__,
+            "transformers": transformers.__version__, "python": platform.python_version()}}
+
+
+def write_tables(out: Path, tables: dict[str, pd.DataFrame], info: dict) -> list[Path]:
+    """Write each table as CSV and parquet plus ``run.json``; return the written paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in tables.items():
+        for suffix, write in ((".csv", lambda t, p: t.to_csv(p, index=False)),
+                              (".parquet", lambda t, p: t.to_parquet(p, index=False))):
+            path = out / f"{name}{suffix}"
+            atomic_write_with(path, lambda tmp, t=table, w=write: w(t, tmp))
+            written.append(path)
+    atomic_write_bytes(out / "run.json", json.dumps(info, indent=2, default=str).encode())
+    return written + [out / "run.json"]
+
+
+def summarize(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Aggregates over prompts: the numbers behind the paper's figures."""
+    def flat(table: pd.DataFrame) -> pd.DataFrame:
+        table.columns = ["/".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in table.columns]
+        return table
+
+    out = {}
+    if "decoderlens" in tables and not tables["decoderlens"].empty:
+        out["decoderlens"] = tables["decoderlens"].pivot_table(index="layer", columns="concept", values="ndcg")
+    if "interventions" in tables and not tables["interventions"].empty:
+        iv = tables["interventions"]
+        for metric in ("effect", "precision"):
+            out[metric] = flat(iv.pivot_table(index="layer", columns=["technique", "component"], values=metric))
+        out["pair_type"] = iv[iv.component == "mlp"].groupby(["technique", "pair_type"])[
+            ["effect", "effect_original", "effect_desired"]].mean()
+    return out

@@ -1,0 +1,129 @@
+import pandas as pd
+import pytest
+import torch
+
+from mgbench.decoderlens import run_decoderlens, run_similarity
+from mgbench.errors import ConfigError, SiteError, UnknownNameError
+from mgbench.hooks import ADD, REPLACE, RowEdit
+from mgbench.interventions import intervention_grid, make_edit, run_interventions
+from mgbench.metrics import intervention_effect, ndcg, precision, self_similarity
+from mgbench.pipeline import Selection, parse_layers, run_selection
+from mgbench.runner import GenerationSettings
+from mgbench.session import RunConfig, Session
+from mgbench.sites import Site
+
+
+@pytest.fixture
+def session(tmp_path):
+    return Session(RunConfig(prompts=2, generation=GenerationSettings(seconds=0.5, seed=1), batch_size=5,
+                             cache=str(tmp_path / "cache")))
+
+
+def test_decoderlens_rows_match_independent_computation(session):
+    table = run_decoderlens(session, ["guitar", "edm"], layers=[0, 3])
+    assert list(table.columns[:5]) == ["model", "classifier", "concept", "category", "layer"]
+    assert len(table) == 2 * 2 * 2 and set(table.layer) == {0, 3} and set(table.model) == {"tiny"}
+    row = table[(table.concept == "edm") & (table.layer == 0) & (table.prompt_id == 1)].iloc[0]
+    audio = session.runner.generate([session.prompts("edm")[1]], cut=1)
+    logits = session.classify(audio)[0]
+    assert row.ndcg == pytest.approx(ndcg(logits, session.concepts.get("edm").label_indices).item(), abs=1e-6)
+    # the last layer is the full model: its rows are the baseline clips
+    last = table[(table.concept == "guitar") & (table.layer == 3)].sort_values("prompt_id")
+    base = session.concept_pass(session.concepts.get("guitar")).logits
+    expected = [ndcg(base[i], session.concepts.get("guitar").label_indices).item() for i in range(2)]
+    assert list(last.ndcg) == pytest.approx(expected, abs=1e-6)
+    assert last.top5.iloc[0].count(" | ") == 4
+
+
+def test_similarity_is_distance_of_layer_outputs(session):
+    table = run_similarity(session, ["guitar"])
+    matrix = table.pivot(index="layer_i", columns="layer_j", values="distance").to_numpy()
+    outputs = session.concept_pass(session.concepts.get("guitar")).layer_outputs
+    assert outputs.shape == (2, 4, 64)
+    torch.testing.assert_close(torch.tensor(matrix), self_similarity(outputs), check_dtype=False)
+    assert matrix.diagonal().max() < 1e-4 and (matrix == matrix.T).all()
+
+
+def test_intervention_rows_match_a_manual_run(session):
+    grid = intervention_grid(["guitar", "jazz"], ["replace", "adjust"], [Site(2, "mlp"), Site(0, "cross_attn")], 2)
+    table = run_interventions(session, grid)
+    assert len(table) == 2 * 2 * 2 * 2 and set(table.pair_type) == {"instrument->genre", "genre->instrument"}
+    row = table[(table.technique == "adjust") & (table.original == "jazz") & (table.layer == 2)
+                & (table.prompt_id == 1)].iloc[0]
+    g_cond, _ = session.means(session.concepts.get("guitar"), Site(2, "mlp"))
+    j_cond, _ = session.means(session.concepts.get("jazz"), Site(2, "mlp"))
+    prompt = session.prompts("jazz")[1]
+    after = session.classify(session.runner.generate([prompt], edits=[RowEdit(Site(2, "mlp"), ADD, g_cond - j_cond)]))
+    before = session.classify(session.runner.generate([prompt]))
+    effect, eff_o, eff_d = intervention_effect(before, after, 235, 140)
+    assert row.effect == pytest.approx(effect.item(), abs=2e-4)
+    assert row.effect_original == pytest.approx(eff_o.item(), abs=2e-4)
+    assert row.effect_desired == pytest.approx(eff_d.item(), abs=2e-4)
+    assert row.precision == pytest.approx(precision(before, after).item(), abs=1e-5)
+    replace = make_edit(session, "replace", "jazz", "guitar", Site(2, "mlp"))
+    assert replace.mode == REPLACE and torch.equal(replace.cond, g_cond) and replace.uncond is None
+
+
+def test_interrupted_run_resumes_without_redoing_work(session, monkeypatch):
+    grid = intervention_grid(["guitar", "piano"], ["replace"], [Site(1, "mlp"), Site(3, "self_attn")], 2)
+    session.concept_pass(session.concepts.get("guitar")), session.concept_pass(session.concepts.get("piano"))
+    generate, calls = session.runner.generate, []
+
+    def dying(prompts, **kw):
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # killed during the second batch
+        calls.append(len(prompts))
+        return generate(prompts, **kw)
+
+    monkeypatch.setattr(session.runner, "generate", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_interventions(session, grid)
+    assert len(session.store.read("interventions")) == 5  # the first batch was kept
+    calls.clear()
+    monkeypatch.setattr(session.runner, "generate", lambda prompts, **kw: calls.append(len(prompts)) or generate(
+        prompts, **kw))
+    table = run_interventions(session, grid)
+    assert sum(calls) == len(grid) - 5 and len(table) == len(grid)
+    assert not table.duplicated(["original", "desired", "layer", "component", "prompt_id"]).any()
+    calls.clear()
+    assert len(run_interventions(session, grid)) == len(grid) and calls == []  # all cached now
+
+
+def test_stale_or_damaged_caches_are_recomputed(session, tmp_path):
+    guitar = session.concepts.get("guitar")
+    first = session.concept_pass(guitar).logits
+    path = session.store.tensor_path("pass-guitar")
+    path.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="unreadable"):
+        again = session.concept_pass(guitar).logits
+    torch.testing.assert_close(first, again)
+    other = Session(RunConfig(prompts=2, generation=GenerationSettings(seconds=0.5, seed=2), batch_size=5,
+                              cache=str(tmp_path / "cache")))
+    assert other.store.dir != session.store.dir  # another seed -> another store
+    session.store.save_tensors("pass-guitar", {"logits": first}, {"concept": "piano"})
+    with pytest.warns(UserWarning, match="other settings"):
+        assert session.store.load_tensors("pass-guitar", {"concept": "guitar"}) is None
+    session.store.add_rows("t", pd.DataFrame({"a": [1]}))
+    next((session.store.dir / "t").glob("*.parquet")).write_bytes(b"not parquet")
+    with pytest.warns(UserWarning, match="dropping unreadable"):
+        assert session.store.read("t").empty
+
+
+def test_selection_validation(session):
+    with pytest.raises(SiteError, match="layer 9 is out of range"):
+        Selection(layers=(9,)).validate(session)
+    with pytest.raises(UnknownNameError, match="unknown technique 'swap'"):
+        Selection(techniques=("swap",)).validate(session)
+    with pytest.raises(UnknownNameError, match="unknown concept"):
+        Selection(concepts=("guitar", "kazoo")).validate(session)
+    with pytest.raises(ConfigError, match="at least two concepts"):
+        Selection(concepts=("guitar",)).validate(session)
+    assert parse_layers("0,2-3") == (0, 2, 3) and parse_layers("all") is None
+    with pytest.raises(ConfigError, match="cannot read layers"):
+        parse_layers("1-x")
+
+
+def test_run_selection_tables(session):
+    tables = run_selection(session, Selection(concepts=("guitar", "rock"), components=("mlp",), layers=(3,)))
+    assert set(tables) == {"decoderlens", "similarity", "interventions"}
+    assert len(tables["interventions"]) == 2 * 2 * 2  # 2 techniques x 2 ordered pairs x 2 prompts
