@@ -24,12 +24,14 @@ def top_labels(logits: torch.Tensor, top: int = 5) -> list[str]:
     return [" | ".join(names[i] for i in row) for row in torch.topk(logits, top, dim=-1).indices.tolist()]
 
 
-def run_decoderlens(session: Session, concepts: list[str], layers: "list[int] | None" = None) -> pd.DataFrame:
-    """One row per (concept, layer, prompt): ndcg and top-5 labels."""
+def decoderlens_grid(concepts: list[str], layers: list[int], prompts: int) -> pd.DataFrame:
+    """Row ids of every (concept, layer, prompt) to run."""
+    return pd.DataFrame([(c, layer, p) for c in concepts for layer in layers for p in range(prompts)], columns=IDS)
+
+
+def run_decoderlens(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
+    """Compute (or read from the store) the rows of ``wanted``: ndcg and top-5 labels per (concept, layer, prompt)."""
     num_layers = session.musicgen.num_layers
-    layers = list(range(num_layers)) if layers is None else layers
-    n = session.config.prompts
-    wanted = pd.DataFrame([(c, layer, p) for c in concepts for layer in layers for p in range(n)], columns=IDS)
 
     def compute(batch: pd.DataFrame) -> pd.DataFrame:
         layer = int(batch["layer"].iloc[0])

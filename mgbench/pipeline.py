@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .decoderlens import run_decoderlens, run_similarity
+from .decoderlens import decoderlens_grid, run_decoderlens, run_similarity
 from .errors import ConfigError, unknown
 from .interventions import TECHNIQUES, intervention_grid, run_interventions
 from .paths import atomic_write_bytes, atomic_write_with
@@ -68,7 +68,8 @@ def run_selection(session: Session, selection: Selection) -> dict[str, pd.DataFr
     layers = list(selection.layers) if selection.layers else None
     tables: dict[str, pd.DataFrame] = {}
     if "decoderlens" in selection.experiments:
-        tables["decoderlens"] = run_decoderlens(session, concepts, layers)
+        grid = decoderlens_grid(concepts, layers or list(range(session.musicgen.num_layers)), session.config.prompts)
+        tables["decoderlens"] = run_decoderlens(session, grid)
     if "similarity" in selection.experiments:
         tables["similarity"] = run_similarity(session, concepts)
     if "interventions" in selection.experiments:

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mgbench.decoderlens import run_decoderlens, run_similarity
+from mgbench.decoderlens import decoderlens_grid, run_decoderlens, run_similarity
 from mgbench.errors import ConfigError, SiteError, UnknownNameError
 from mgbench.hooks import ADD, REPLACE, RowEdit
 from mgbench.interventions import intervention_grid, make_edit, run_interventions
@@ -20,7 +20,7 @@ def session(tmp_path):
 
 
 def test_decoderlens_rows_match_independent_computation(session):
-    table = run_decoderlens(session, ["guitar", "edm"], layers=[0, 3])
+    table = run_decoderlens(session, decoderlens_grid(["guitar", "edm"], [0, 3], 2))
     assert list(table.columns[:5]) == ["model", "classifier", "concept", "category", "layer"]
     assert len(table) == 2 * 2 * 2 and set(table.layer) == {0, 3} and set(table.model) == {"tiny"}
     row = table[(table.concept == "edm") & (table.layer == 0) & (table.prompt_id == 1)].iloc[0]

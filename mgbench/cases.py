@@ -1,0 +1,134 @@
+"""Bench cases: one parametrized test each, with an id that carries size, concepts, site and technique.
+
+A case knows which rows it needs (so a ``-k`` selection computes only those) and how to turn the
+computed tables into its metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS
+from .concepts import ConceptSet, pair_type
+from .interventions import TECHNIQUES
+from .sites import PAPER_COMPONENTS, all_sites
+from .tiny import TINY_DECODER
+
+#: decoder layers per size (shared/paper/README.md); tiny from its build settings
+NUM_LAYERS = {"tiny": TINY_DECODER["num_hidden_layers"], "small": 24, "medium": 48, "large": 48}
+REAL_SIZES = ("small", "medium", "large")
+PAIR_TYPES = ("instrument->instrument", "genre->genre", "instrument->genre", "genre->instrument")
+EXPERIMENTS = ("decoderlens", "similarity", "intervention", "profile", "pair_type", "claim")
+
+
+@dataclass(frozen=True)
+class Case:
+    experiment: str
+    size: str
+    concept: "str | None" = None
+    technique: "str | None" = None
+    original: "str | None" = None
+    desired: "str | None" = None
+    layer: "int | None" = None
+    component: "str | None" = None
+    pair_type: "str | None" = None
+    claim: "str | None" = None
+
+    @property
+    def id(self) -> str:
+        """The test id. Pairs are written ``guitar-to-piano``: pytest's ``-k`` grammar has no ``>``."""
+        site, pair = f"L{self.layer}.{self.component}", f"{self.original}-to-{self.desired}"
+        parts = {"decoderlens": (self.concept, f"L{self.layer}"), "similarity": (self.concept,),
+                 "intervention": (self.technique, pair, site), "profile": (self.technique, site),
+                 "pair_type": (self.technique, str(self.pair_type).replace("->", "-to-")),
+                 "claim": (self.claim,)}[self.experiment]
+        return "-".join((self.size, *map(str, parts)))
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def enumerate_cases(experiment: str, size: str, concepts: ConceptSet) -> list[Case]:
+    """Every case of ``experiment`` for a model size."""
+    names, layers = concepts.names, NUM_LAYERS[size]
+    sites = all_sites(layers)
+    if experiment == "decoderlens":
+        return [Case(experiment, size, concept=c, layer=i) for c in names for i in range(layers)]
+    if experiment == "similarity":
+        return [Case(experiment, size, concept=c) for c in names]
+    if experiment == "intervention":
+        return [Case(experiment, size, technique=t, original=o, desired=d, layer=s.layer, component=s.component)
+                for t in TECHNIQUES for o in names for d in names if o != d for s in sites]
+    if experiment == "profile":
+        return [Case(experiment, size, technique=t, layer=s.layer, component=s.component)
+                for t in TECHNIQUES for s in sites]
+    if experiment == "pair_type":
+        return [Case(experiment, size, technique=t, pair_type=p) for t in TECHNIQUES for p in PAIR_TYPES]
+    if experiment == "claim":  # the paper's claims are about trained models, not random tiny ones
+        if size == "tiny":
+            return []
+        claims = list(MODEL_CLAIMS) + ([CROSS_SIZE_CLAIM] if size == "large" else [])
+        return [Case(experiment, size, claim=c) for c in claims]
+    raise ValueError(f"unknown bench experiment {experiment!r}; valid: {', '.join(EXPERIMENTS)}")
+
+
+@dataclass
+class Needs:
+    """The rows one model size must compute for a set of cases."""
+
+    decoderlens: set = field(default_factory=set)  # {(concept, layer)}
+    similarity: set = field(default_factory=set)  # {concept}
+    interventions: set = field(default_factory=set)  # {(technique, original, desired, layer, component)}
+
+
+def add_needs(needs: dict[str, Needs], case: Case, concepts: ConceptSet) -> None:
+    """Record in ``needs`` (by size) what ``case`` reads."""
+    own = needs.setdefault(case.size, Needs())
+    names = concepts.names
+    pairs = [(o, d) for o in names for d in names if o != d]
+    if case.experiment == "decoderlens":
+        own.decoderlens.add((case.concept, case.layer))
+    elif case.experiment == "similarity":
+        own.similarity.add(case.concept)
+    elif case.experiment == "intervention":
+        own.interventions.add((case.technique, case.original, case.desired, case.layer, case.component))
+    elif case.experiment == "profile":
+        own.interventions.update((case.technique, o, d, case.layer, case.component) for o, d in pairs)
+    elif case.experiment == "pair_type":
+        wanted = [(o, d) for o, d in pairs if pair_type(concepts.get(o), concepts.get(d)) == case.pair_type]
+        own.interventions.update((case.technique, o, d, layer, "mlp") for o, d in wanted
+                                 for layer in range(NUM_LAYERS[case.size]))
+    elif case.experiment == "claim":
+        sizes = REAL_SIZES if case.claim == CROSS_SIZE_CLAIM else (case.size,)
+        for size in sizes:
+            needs.setdefault(size, Needs()).interventions.update(
+                (t, o, d, s.layer, s.component) for t in TECHNIQUES for o, d in pairs
+                for s in all_sites(NUM_LAYERS[size], PAPER_COMPONENTS))
+
+
+def case_metrics(case: Case, tables: dict[str, pd.DataFrame]) -> dict:
+    """The case's metrics from its size's tables (``tables[size][name]``-style dict for one size)."""
+    if case.experiment == "decoderlens":
+        t = tables["decoderlens"]
+        return {"ndcg": t[(t.concept == case.concept) & (t.layer == case.layer)].ndcg.mean()}
+    if case.experiment == "similarity":
+        t = tables["similarity"]
+        m = t[t.concept == case.concept].pivot(index="layer_i", columns="layer_j", values="distance").to_numpy()
+        before = m[:-1, :-1]  # zero diagonal: average the off-diagonal distances
+        last, others = m[-1, :-1].mean(), before.sum() / (len(before) * (len(before) - 1))
+        return {"last_layer_distance": last, "mean_distance_before_last": others,
+                "last_layer_ratio": last / others}
+    t = tables["interventions"]
+    if case.experiment == "intervention":
+        rows = t[(t.technique == case.technique) & (t.original == case.original) & (t.desired == case.desired)
+                 & (t.layer == case.layer) & (t.component == case.component)]
+        return rows[["effect", "effect_original", "effect_desired", "precision"]].mean().to_dict()
+    if case.experiment == "profile":
+        rows = t[(t.technique == case.technique) & (t.layer == case.layer) & (t.component == case.component)]
+        return rows[["effect", "precision"]].mean().to_dict()
+    if case.experiment == "pair_type":
+        rows = t[(t.technique == case.technique) & (t.pair_type == case.pair_type) & (t.component == "mlp")]
+        return rows[["effect", "effect_original", "effect_desired"]].mean().to_dict()
+    raise ValueError(f"{case.experiment} cases have verdicts, not metrics")
