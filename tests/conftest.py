@@ -29,6 +29,3 @@ def prompts(concepts):
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
-
-
-pytest_plugins = ["pytester"]
