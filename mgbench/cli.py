@@ -71,7 +71,8 @@ def _run_setup(args: argparse.Namespace):
 
     tiny = args.model == "tiny"
     config = RunConfig(
-        model=args.model, classifier=args.classifier, device=args.device, batch_size=args.batch_size,
+        model=args.model, classifier=args.classifier, device=args.device, dtype=args.dtype,
+        batch_size=0 if args.batch_size == "auto" else int(args.batch_size),
         prompts=args.prompts or (TINY_PROMPTS if tiny else 100), odds=args.odds, both_halves=args.both_halves,
         generation=GenerationSettings(seconds=args.seconds or (TINY_SECONDS if tiny else 4.0), seed=args.seed),
         concepts_file=args.concepts_file, cache=args.cache)
@@ -150,7 +151,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompts", type=int, default=None,
                    help=f"prompts per concept (default: 100; {TINY_PROMPTS} for tiny)")
     p.add_argument("--classifier", default=None, help="passt | tiny | folder (default: tiny for tiny, else passt)")
-    p.add_argument("--batch-size", type=int, default=64, help="decoder rows per generate call")
+    p.add_argument("--batch-size", default="auto", help="prompt rows per generate call (default: auto, from memory)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="decoder dtype")
     p.add_argument("--odds", default="odds", choices=["odds", "prob"], help="eq. (1) odds or the reference's p")
     p.add_argument("--both-halves", action="store_true", help="also intervene on the unconditional CFG rows")
     p.add_argument("--cache", default=None, help="cache folder (default: $MGBENCH_HOME/cache)")

@@ -47,7 +47,7 @@ def run_decoderlens(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
 
     def batches(missing: pd.DataFrame) -> list[pd.DataFrame]:
         return [piece for _, group in missing.groupby("layer", sort=True)
-                for piece in chunks(group, session.config.batch_size)]
+                for piece in chunks(group, session.batch_size)]
 
     table = fill_table(session.store, "decoderlens", wanted, IDS, compute, batches, "decoderlens")
     return _label(session, table)

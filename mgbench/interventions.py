@@ -47,33 +47,41 @@ def intervention_grid(concepts: list[str], techniques: list[str], sites: list[Si
                          for p in range(prompts)], columns=IDS)
 
 
-def run_interventions(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
-    """Compute (or read from the store) the rows of ``wanted`` (see ``intervention_grid``)."""
-    edits: dict[tuple, RowEdit] = {}
+class InterventionRows:
+    """Computes rows of the intervention grid: one generate call and one classifier call per batch."""
 
-    def edit_for(t: str, o: str, d: str, layer: int, component: str) -> RowEdit:
-        key = (t, o, d, layer, component)
-        if key not in edits:
-            edits[key] = make_edit(session, t, o, d, Site(layer, component).validate(session.musicgen.num_layers))
-        return edits[key]
+    def __init__(self, session: Session):
+        self.session = session
+        self.edits: dict[tuple, RowEdit] = {}
 
-    def compute(batch: pd.DataFrame) -> pd.DataFrame:
+    def edit(self, technique: str, original: str, desired: str, layer: int, component: str) -> RowEdit:
+        key = (technique, original, desired, layer, component)
+        if key not in self.edits:  # means are computed once per concept and reused by every pair
+            site = Site(layer, component).validate(self.session.musicgen.num_layers)
+            self.edits[key] = make_edit(self.session, technique, original, desired, site)
+        return self.edits[key]
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        session, concepts = self.session, self.session.concepts
         rows = list(batch.itertuples(index=False))
         prompts = [session.prompts(r.original)[r.prompt_id] for r in rows]
-        after = session.classify(session.runner.generate(
-            prompts, edits=[edit_for(r.technique, r.original, r.desired, r.layer, r.component) for r in rows]))
-        before = torch.stack([session.concept_pass(session.concepts.get(r.original)).logits[r.prompt_id]
-                              for r in rows])
-        original = torch.tensor([session.concepts.get(r.original).odds_label for r in rows])
-        desired = torch.tensor([session.concepts.get(r.desired).odds_label for r in rows])
+        edits = [self.edit(r.technique, r.original, r.desired, r.layer, r.component) for r in rows]
+        after = session.classify(session.runner.generate(prompts, edits=edits))
+        before = torch.stack([session.concept_pass(concepts.get(r.original)).logits[r.prompt_id] for r in rows])
+        original = torch.tensor([concepts.get(r.original).odds_label for r in rows])
+        desired = torch.tensor([concepts.get(r.desired).odds_label for r in rows])
         effect, eff_o, eff_d = intervention_effect(before, after, original, desired, session.config.odds)
         return batch.assign(effect=effect.numpy(), effect_original=eff_o.numpy(), effect_desired=eff_d.numpy(),
                             precision=precision(before, after).numpy())
 
-    def batches(missing: pd.DataFrame) -> list[pd.DataFrame]:
-        return chunks(missing, session.config.batch_size)
 
-    table = fill_table(session.store, "interventions", wanted, IDS, compute, batches, "interventions")
+def run_interventions(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
+    """Compute (or read from the store) the rows of ``wanted`` (see ``intervention_grid``).
+
+    Rows of any pairs, techniques and sites share a batch: each row carries its own prompt and edit.
+    """
+    table = fill_table(session.store, "interventions", wanted, IDS, InterventionRows(session),
+                       lambda missing: chunks(missing, session.batch_size), "interventions")
     if table.empty:
         return table
     concepts = session.concepts

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,30 +99,44 @@ def missing_weights_message(repo_id: str) -> str:
 
 
 def load_musicgen(name: str = "tiny", device: str = "cpu", dtype: "torch.dtype | None" = None) -> LoadedMusicgen:
-    """Load a MusicGen model and processor by name (see ``MODEL_NAMES``), a hub id or a local folder."""
+    """Load a MusicGen model and processor by name (see ``MODEL_NAMES``), a hub id or a local folder.
+
+    ``dtype`` (e.g. ``torch.float16`` on CUDA) applies to the decoder only.
+    """
     from transformers import AutoProcessor, MusicgenForConditionalGeneration
-    from transformers.utils import logging as hf_logging
 
     source = resolve_source(name)
     local = Path(source).is_dir()
     if not local and cached_snapshot(source) is None and os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
         raise MissingWeightsError(missing_weights_message(source))
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # MusicGen's configs trip harmless pad-token warnings
-    hf_logging.disable_progress_bar()
     try:
-        model = MusicgenForConditionalGeneration.from_pretrained(source, dtype=dtype or torch.float32)
-        processor = AutoProcessor.from_pretrained(source)
+        with quiet_transformers():
+            model = MusicgenForConditionalGeneration.from_pretrained(source, dtype=torch.float32)
+            processor = AutoProcessor.from_pretrained(source)
     except OSError as e:
         if local:
             raise MissingWeightsError(f"cannot load MusicGen from folder {source}: {e}. The folder needs the files "
                                       "that save_pretrained writes (config.json, model.safetensors, processor)") from None
         raise MissingWeightsError(missing_weights_message(source)) from None
+    model = model.to(device).eval()
+    if dtype is not None:  # only the decoder: T5 and EnCodec stay in float32
+        model.decoder.to(dtype)
+    return LoadedMusicgen(name, model, processor, model_identity(name, source))
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' harmless pad-token config warnings and progress bars for the block."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
     finally:
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()
-    model = model.to(device).eval()
-    return LoadedMusicgen(name, model, processor, model_identity(name, source))
 
 
 def model_identity(name: str, source: str) -> str:

@@ -87,7 +87,8 @@ def run_info(session: Session) -> dict:
     c = session.config
     return {"model": c.model, "model_identity": session.musicgen.identity, "classifier": c.classifier_name,
             "classifier_identity": session.classifier.identity, "prompts": c.prompts, **c.generation.as_dict(),
-            "device": c.device, "odds": c.odds, "both_halves": c.both_halves, "batch_size": c.batch_size,
+            "device": c.device, "dtype": c.dtype, "odds": c.odds, "both_halves": c.both_halves,
+            "batch_size": session.batch_size,
             "concepts_file": session.concepts.source, "versions": {"mgbench": __version__, "torch": torch.__version__,
             "transformers": transformers.__version__, "python": platform.python_version()}}
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .batching import OomBackoff
 from .store import ResultStore
 
 
@@ -24,11 +25,13 @@ def fill_table(store: ResultStore, table: str, wanted: pd.DataFrame, ids: list[s
                desc: str) -> pd.DataFrame:
     """Compute the missing rows of ``wanted`` with ``compute(batch)``, store each batch, return all wanted rows.
 
-    ``batches(missing)`` splits the missing rows into the frames that ``compute`` takes.
+    ``batches(missing)`` splits the missing rows into the frames that ``compute`` takes; a batch
+    that runs out of memory is split in halves, and every finished piece is stored at once.
     """
     missing = missing_rows(store, table, wanted, ids)
+    run = OomBackoff(compute, lambda rows: store.add_rows(table, rows))
     for batch in tqdm(batches(missing) if not missing.empty else [], desc=desc, leave=False):
-        store.add_rows(table, compute(batch))
+        run(batch)
     done = store.read(table)
     if done.empty:
         return done

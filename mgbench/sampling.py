@@ -33,12 +33,16 @@ def prompt_key(prompt: str) -> int:
     return int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "little")
 
 
-def gumbel_noise(seed: int, row_keys: torch.Tensor, step: int, width: int) -> torch.Tensor:
-    """Gumbel(0, 1) noise of shape ``(len(row_keys), width)``, a pure function of its arguments."""
+def gumbel_noise(seed: int, row_keys: torch.Tensor, step: int, tokens: torch.Tensor) -> torch.Tensor:
+    """Gumbel(0, 1) noise for ``tokens`` (``(rows, n)`` token ids), a pure function of its arguments.
+
+    The noise of a token depends on (seed, row key, step, token id) only, so computing it for a
+    subset of tokens (the top k) gives the same values as computing it for the whole vocabulary.
+    """
     device = row_keys.device
     base = mix32(mix32(mix32(torch.tensor(seed, dtype=torch.int64, device=device)) ^ row_keys.long()) ^ step)
-    columns = mix32(torch.arange(width, dtype=torch.int64, device=device) + 0x9E3779B9)
-    bits = mix32(base[:, None] ^ columns[None, :]) >> 8  # 24 bits: exact in float32
+    columns = mix32(tokens.long() + 0x9E3779B9)
+    bits = mix32(base[:, None] ^ columns) >> 8  # 24 bits: exact in float32
     uniform = (bits.float() + 0.5) / float(1 << 24)
     return -torch.log(-torch.log(uniform))
 
@@ -58,20 +62,20 @@ class CommonNoiseSampler(LogitsProcessor):
         self.keys = torch.tensor(prompt_keys, dtype=torch.int64).repeat_interleave(num_codebooks)
         self.codebook = torch.arange(num_codebooks, dtype=torch.int64).repeat(len(prompt_keys))
         self.seed, self.top_k, self.temperature = seed, top_k, temperature
+        self.row_keys: "torch.Tensor | None" = None  # per-row hash keys, made on the scores' device
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         rows, vocab = scores.shape
         if rows != len(self.keys):
             raise RuntimeError(f"sampler set up for {len(self.keys)} rows, got {rows}")
-        step = input_ids.shape[-1]
-        keys = mix32(mix32(self.keys.to(scores.device)) + self.codebook.to(scores.device) * 0x632BE5AB)
-        logits = scores.float() / self.temperature
-        if self.top_k and self.top_k < vocab:
-            kth = torch.topk(logits, self.top_k, dim=-1).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        choice = (logits + gumbel_noise(self.seed, keys, step, vocab)).argmax(dim=-1, keepdim=True)
-        out = torch.full_like(scores, float("-inf"))
-        return out.scatter_(-1, choice, 0.0)
+        if self.row_keys is None or self.row_keys.device != scores.device:
+            keys, codebook = self.keys.to(scores.device), self.codebook.to(scores.device)
+            self.row_keys = mix32(mix32(keys) + codebook * 0x632BE5AB)
+        k = min(self.top_k or vocab, vocab)
+        values, tokens = torch.topk(scores.float() / self.temperature, k, dim=-1, sorted=False)  # noise: candidates only
+        noisy = values + gumbel_noise(self.seed, self.row_keys, input_ids.shape[-1], tokens)
+        choice = tokens.gather(-1, noisy.argmax(dim=-1, keepdim=True))
+        return torch.full_like(scores, float("-inf")).scatter_(-1, choice, 0.0)
 
 
 class SamplerLastList(LogitsProcessorList):

@@ -12,8 +12,10 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
+from .batching import auto_batch_size
 from .classifiers import load_classifier
 from .concepts import Concept, ConceptSet, load_concepts
+from .errors import ConfigError
 from .hooks import Capture
 from .metrics import ODDS
 from .models import LoadedMusicgen, load_musicgen
@@ -21,6 +23,9 @@ from .paths import mgbench_home
 from .runner import GenerationSettings, MusicgenRunner
 from .sites import PAPER_COMPONENTS, Site, all_sites
 from .store import ResultStore
+
+
+DTYPES = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,8 @@ class RunConfig:
     prompts: int = 100
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     device: str = "cpu"
-    batch_size: int = 64  # decoder rows (prompts x interventions) per generate call
+    batch_size: int = 0  # prompt rows per generate call; 0: as many as memory allows (batching.auto_batch_size)
+    dtype: str = "float32"  # the decoder's dtype (float16 / bfloat16 on CUDA)
     odds: str = ODDS
     both_halves: bool = False  # also intervene on the unconditional (CFG) rows
     concepts_file: "str | None" = None
@@ -61,7 +67,15 @@ class Session:
 
     @cached_property
     def musicgen(self) -> LoadedMusicgen:
-        return load_musicgen(self.config.model, device=self.config.device)
+        if self.config.dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {self.config.dtype!r}; use one of {', '.join(DTYPES)}")
+        dtype = DTYPES[self.config.dtype]
+        return load_musicgen(self.config.model, device=self.config.device, dtype=dtype)
+
+    @cached_property
+    def batch_size(self) -> int:
+        """Prompt rows per generate call: the configured number, or the memory-based automatic size."""
+        return self.config.batch_size or auto_batch_size(self.musicgen, self.config.generation.seconds)
 
     @cached_property
     def runner(self) -> MusicgenRunner:
@@ -81,7 +95,7 @@ class Session:
         concept_data = json.dumps([asdict(x) for x in self.concepts.concepts] + [self.concepts.template,
                                    self.concepts.slots, self.concepts.slot_order], sort_keys=True)
         return {"mgbench": __version__, "model": self.musicgen.identity, "classifier": self.classifier.identity,
-                "prompts": c.prompts, "generation": c.generation.as_dict(), "odds": c.odds,
+                "prompts": c.prompts, "generation": c.generation.as_dict(), "odds": c.odds, "dtype": c.dtype,
                 "both_halves": c.both_halves, "concepts": hashlib.sha256(concept_data.encode()).hexdigest()[:16]}
 
     def prompts(self, concept: str) -> list[str]:
@@ -92,8 +106,7 @@ class Session:
 
     def batches(self, n: int):
         """Index ranges of at most ``batch_size`` rows."""
-        step = max(1, self.config.batch_size)
-        return [range(i, min(i + step, n)) for i in range(0, n, step)]
+        return [range(i, min(i + self.batch_size, n)) for i in range(0, n, self.batch_size)]
 
     def concept_pass(self, concept: Concept) -> ConceptPass:
         """Baseline clips of a concept's prompts, with every site's mean captured (cached)."""

@@ -13,10 +13,11 @@ from pathlib import Path
 import torch
 
 from .concepts import load_concepts
+from .models import quiet_transformers
 from .paths import build_folder_once, mgbench_home
 
 #: Bump when the tiny architecture or its build changes: cached folders of older versions are ignored.
-TINY_VERSION = 2
+TINY_VERSION = 3
 
 TINY_DECODER = dict(hidden_size=64, ffn_dim=256, num_hidden_layers=4, num_attention_heads=4)
 TINY_PASST = dict(embed_dim=32, depth=2, num_heads=2)
@@ -68,13 +69,14 @@ def _build_musicgen(folder: Path, seed: int) -> None:
 
     tokenizer = build_tiny_tokenizer()
     text = T5Config(vocab_size=len(tokenizer), d_model=32, d_ff=64, num_layers=2, num_heads=2, d_kv=16)
-    audio = EncodecConfig(hidden_size=32, num_filters=8, codebook_size=2048, codebook_dim=32, num_lstm_layers=1,
+    audio = EncodecConfig(hidden_size=16, num_filters=4, codebook_size=2048, codebook_dim=16, num_lstm_layers=1,
                           upsampling_ratios=[8, 5, 4, 4], sampling_rate=32000, target_bandwidths=[2.2],
                           audio_channels=1, normalize=False)
     # A larger init scale than transformers' 0.02 so that the prompt visibly shapes the tokens.
     decoder = MusicgenDecoderConfig(vocab_size=2048, num_codebooks=4, max_position_embeddings=2048,
                                     pad_token_id=2048, bos_token_id=2048, decoder_start_token_id=2048,
                                     initializer_factor=0.2, **TINY_DECODER)
+    # Narrow EnCodec (4 filters): the codec stays cheap next to the decoder, as it is in the real models.
     config = MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -87,6 +89,7 @@ def _build_musicgen(folder: Path, seed: int) -> None:
     # MusicGen's published generation defaults (facebook/musicgen-* generation_config.json).
     model.generation_config.update(do_sample=True, top_k=250, temperature=1.0, guidance_scale=3.0, max_length=1500,
                                    decoder_start_token_id=2048, pad_token_id=2048, bos_token_id=2048)
-    model.save_pretrained(folder)
+    with quiet_transformers():
+        model.save_pretrained(folder)
     MusicgenProcessor(feature_extractor=EncodecFeatureExtractor(sampling_rate=32000),
                       tokenizer=tokenizer).save_pretrained(folder)

@@ -17,10 +17,11 @@ def fresh_home(tmp_path, monkeypatch):
 
 def test_tiny_musicgen_round_trips_and_is_deterministic(fresh_home, tiny):
     rebuilt = load_musicgen("tiny")  # built afresh in a new home, saved, and loaded with from_pretrained
-    assert (fresh_home / "tiny" / "musicgen-s0-v2" / "model.safetensors").is_file()
+    folder = tiny_module.tiny_folder("musicgen", 0)
+    assert folder.parent.parent == fresh_home and (folder / "model.safetensors").is_file()
     ours, theirs = rebuilt.model.state_dict(), tiny.model.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
-    assert rebuilt.identity == "musicgen-s0-v2" and rebuilt.num_layers == 4 and rebuilt.frame_rate == 50
+    assert rebuilt.identity == folder.name and rebuilt.num_layers == 4 and rebuilt.frame_rate == 50
     assert rebuilt.sample_rate == 32000 and rebuilt.num_codebooks == 4
     tokens = rebuilt.processor(text=["Compose a happy jazz piece, with a piano melody."]).input_ids[0]
     assert 2 not in tokens  # every word is in the tiny vocabulary (2 is <unk>)
@@ -31,9 +32,10 @@ def test_tiny_passt_round_trips(fresh_home):
     audio = torch.randn(3, 32000 * 2) * 0.1
     logits = classifier.logits(audio, 32000)
     assert logits.shape == (3, 527) and torch.isfinite(logits).all()
-    again = load_passt_folder(fresh_home / "tiny" / "passt-s0-v2").logits(audio, 32000)
+    folder = tiny_module.tiny_folder("passt", 0)
+    again = load_passt_folder(folder).logits(audio, 32000)
     torch.testing.assert_close(logits, again)
-    assert json.loads((fresh_home / "tiny" / "passt-s0-v2" / "config.json").read_text())["classifier"] == "passt"
+    assert json.loads((folder / "config.json").read_text())["classifier"] == "passt"
     # resampling: 16 kHz input is brought to PaSST's 32 kHz
     assert classifier.logits(audio[:, ::2], 16000).shape == (3, 527)
 

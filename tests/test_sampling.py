@@ -5,12 +5,13 @@ from scipy.stats import chisquare
 from mgbench.sampling import CommonNoiseSampler, SamplerLastList, gumbel_noise, mix32, prompt_key
 
 
-def test_noise_is_a_pure_function_of_seed_key_and_step():
-    keys = torch.tensor([5, 9, 5])
-    a = gumbel_noise(1, keys, 7, 100)
+def test_noise_is_a_pure_function_of_seed_key_step_and_token():
+    keys, tokens = torch.tensor([5, 9, 5]), torch.arange(100).expand(3, 100)
+    a = gumbel_noise(1, keys, 7, tokens)
     assert torch.equal(a[0], a[2]) and not torch.equal(a[0], a[1])
-    assert torch.equal(gumbel_noise(1, keys[1:2], 7, 100)[0], a[1])
-    assert not torch.equal(gumbel_noise(2, keys, 7, 100), a) and not torch.equal(gumbel_noise(1, keys, 8, 100), a)
+    assert torch.equal(gumbel_noise(1, keys[1:2], 7, tokens[:1])[0], a[1])
+    assert torch.equal(gumbel_noise(1, keys, 7, tokens[:, [40, 3]]), a[:, [40, 3]])  # a subset: same values
+    assert not torch.equal(gumbel_noise(2, keys, 7, tokens), a) and not torch.equal(gumbel_noise(1, keys, 8, tokens), a)
     assert prompt_key("a") == prompt_key("a") != prompt_key("b")
 
 

@@ -1,0 +1,73 @@
+"""Paper estimates of MusicGen's generation cost, and the hardware limit they imply.
+
+Per generated frame, every decoder row (a prompt's conditional and unconditional halves) runs each
+layer's self-attention, cross-attention and MLP projections (2 FLOPs per weight) and reads its KV
+cache. A batch reads the decoder weights once per step and every row's KV cache once per step, so
+the limit is the larger of compute time and memory time. See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Dense peak (FLOP/s, 16-bit tensor cores) and memory bandwidth (bytes/s) from the vendors' data sheets.
+GPU_PEAKS = {"H200": (989e12, 4.8e12), "H100": (989e12, 3.35e12), "A100": (312e12, 2.0e12), "L40S": (362e12, 0.864e12)}
+
+
+@dataclass(frozen=True)
+class DecoderShape:
+    layers: int
+    hidden: int
+    ffn: int
+    codebooks: int = 4
+    vocab: int = 2048
+    text_tokens: int = 24  # typical prompt length in T5 tokens
+
+    @property
+    def weights(self) -> int:
+        """Decoder weights multiplied per generated token: self-attention (4 d^2), cross-attention query and
+        output (2 d^2; its keys and values are cached), MLP, codebook heads."""
+        per_layer = 6 * self.hidden**2 + 2 * self.hidden * self.ffn
+        return self.layers * per_layer + self.codebooks * self.vocab * self.hidden
+
+    @property
+    def cross_kv_weights(self) -> int:
+        """Weights applied once per text token: the cross-attention key and value projections."""
+        return self.layers * 2 * self.hidden**2
+
+
+SHAPES = {"small": DecoderShape(24, 1024, 4096), "medium": DecoderShape(48, 1536, 6144),
+          "large": DecoderShape(48, 2048, 8192), "tiny": DecoderShape(4, 64, 256)}
+
+
+def steps(seconds: float, frame_rate: int = 50, codebooks: int = 4) -> int:
+    return round(seconds * frame_rate) + codebooks - 1
+
+
+def flops_per_clip(shape: DecoderShape, seconds: float) -> float:
+    """FLOPs of one clip's decoder work (both CFG halves), attention scores included."""
+    n = steps(seconds)
+    matmuls = 2 * (shape.weights * n + shape.cross_kv_weights * shape.text_tokens)
+    attention = 4 * shape.layers * shape.hidden * (n * (n + 1) / 2 + n * shape.text_tokens)
+    return 2 * (matmuls + attention)
+
+
+def bytes_per_clip(shape: DecoderShape, seconds: float, dtype_bytes: int = 2) -> float:
+    """KV-cache bytes one clip (both halves) reads over its generation: sum over steps of its cache size."""
+    n = steps(seconds)
+    per_position = 2 * 2 * shape.layers * shape.hidden * dtype_bytes  # halves x (K, V) x layers x hidden
+    return per_position * (n * (n + 1) / 2 + n * shape.text_tokens)
+
+
+def hardware_limit(shape: DecoderShape, seconds: float, gpu: str, batch: int = 512) -> float:
+    """Clips per second at the GPU's peak: max(compute, memory) time for a batch, weights read once per step."""
+    flops, bandwidth = GPU_PEAKS[gpu]
+    weight_bytes = 2 * shape.weights * steps(seconds)
+    compute = batch * flops_per_clip(shape, seconds) / flops
+    memory = (batch * bytes_per_clip(shape, seconds) + weight_bytes) / bandwidth
+    return batch / max(compute, memory)
+
+
+def gpu_kind(device_name: str) -> "str | None":
+    """The GPU_PEAKS key for a CUDA device name ('NVIDIA H100 80GB HBM3' -> 'H100')."""
+    return next((k for k in GPU_PEAKS if k in device_name), None)
