@@ -104,6 +104,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print the clips a run needs, its projected time on this device and the disk its caches need."""
+    from .planning import make_plan, paper_generations, scaled_rate
+
+    session, selection = _run_setup(args)
+    plan = make_plan(session, selection)
+    print(f"model {args.model} on {args.device}, batch size {session.batch_size}, {session.config.prompts} prompts, "
+          f"{session.config.generation.seconds:g} s clips")
+    for name, count in plan.generations.items():
+        print(f"  {name:<14} {count:>10,d} clips to generate")
+    hours = plan.seconds / 3600
+    print(f"  total          {plan.total:>10,d} clips at {plan.clips_per_s:.1f} clips/s (calibrated here): "
+          f"{hours:.2f} h")
+    print(f"  disk: {(plan.tensor_bytes + plan.row_bytes) / 2**20:.1f} MiB "
+          f"(means {plan.tensor_bytes / 2**20:.1f} MiB, result rows {plan.row_bytes / 2**20:.1f} MiB)")
+    if args.model in ("small", "medium", "large"):
+        total = 0.0
+        print("full paper (both techniques, all 90 ordered pairs, 100 prompts, 4 s), projected by decoder FLOPs:")
+        for size in ("small", "medium", "large"):
+            rate = scaled_rate(plan.clips_per_s, args.model, size, session.config.generation.seconds)
+            total += paper_generations(size) / rate
+            print(f"  {size:<7} {paper_generations(size):>10,d} clips at {rate:.1f} clips/s: "
+                  f"{paper_generations(size) / rate / 3600:.1f} h")
+        print(f"  all sizes: {total / 3600:.1f} h")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -133,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_args(p)
     p.add_argument("--out", default="results", help="folder for the tables and the summary")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("plan", help=cmd_plan.__doc__)
+    add_run_args(p)
+    p.set_defaults(func=cmd_plan)
     return parser
 
 

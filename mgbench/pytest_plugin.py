@@ -34,6 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--results", default="results/bench", help="folder for bench results (default: results/bench)")
     group.addoption("--update-expectations", action="store_true", help="rewrite the tiny golden values")
     group.addoption("--expectations", default=None, help="expectations folder (default: <rootdir>/expectations)")
+    group.addoption("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                    help="decoder dtype for the real-checkpoint cases")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,6 +78,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.fixture
 def bench(request: pytest.FixtureRequest) -> "CaseChecker":
     return CaseChecker(request.config._mgbench, request)
+
+
+@pytest.fixture
+def bench_record(request: pytest.FixtureRequest):
+    """``bench_record(case_id, **metrics)``: add measured numbers (speed, memory) to bench.csv and JUnit XML."""
+    state: BenchState = request.config._mgbench
+
+    def record(case_id: str, **metrics: float) -> None:
+        request.node.user_properties.append(("mgbench_case", case_id))
+        for metric, value in metrics.items():
+            request.node.user_properties.append((metric, value))
+            state.records.append({"case": case_id, "experiment": "speed", "metric": metric, "value": float(value)})
+
+    return record
 
 
 class BenchState:
@@ -131,9 +147,10 @@ class BenchState:
             from .session import RunConfig, Session
 
             s = self.settings(size)
-            self.sessions[size] = Session(RunConfig(model=size, prompts=s["prompts"], device="cuda" if self.gpu
-                                                    else "cpu", generation=GenerationSettings(seconds=s["seconds"],
-                                                                                              seed=s["seed"])))
+            self.sessions[size] = Session(RunConfig(
+                model=size, prompts=s["prompts"], device="cuda" if self.gpu else "cpu",
+                dtype=self.config.getoption("--dtype") if size != "tiny" else "float32",
+                generation=GenerationSettings(seconds=s["seconds"], seed=s["seed"])))
         return self.sessions[size]
 
     def size_tables(self, size: str) -> dict[str, pd.DataFrame]:

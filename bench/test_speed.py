@@ -1,0 +1,76 @@
+"""Speed benchmarks (pytest-benchmark): the batched sweep against the naive loop, and GPU throughput.
+
+The naive loop is one generate call per (pair, site) with the prompts batched, as a direct reading
+of the paper would run it; the batched sweep packs rows of many pairs and sites into each call.
+Both compute the same rows with the same code (``InterventionRows``) in the same run.
+"""
+
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from mgbench.interventions import InterventionRows, intervention_grid
+from mgbench.perf import SHAPES, gpu_kind, hardware_limit
+from mgbench.resume import chunks
+from mgbench.runner import GenerationSettings
+from mgbench.session import RunConfig, Session
+from mgbench.sites import all_sites
+
+CONCEPTS = ["guitar", "piano", "jazz"]
+
+
+def _sweep_session(model: str, device: str, prompts: int, seconds: float, tmp_path, batch_size: int = 0):
+    session = Session(RunConfig(model=model, device=device, prompts=prompts, batch_size=batch_size,
+                                dtype="float16" if device == "cuda" else "float32",
+                                generation=GenerationSettings(seconds=seconds), cache=str(tmp_path)))
+    for name in CONCEPTS:  # means and baselines: computed once per concept, outside the timed work
+        session.concept_pass(session.concepts.get(name))
+    return session
+
+
+def test_speed_batched_sweep_vs_naive_loop(benchmark, tmp_path, bench_record):
+    session = _sweep_session("tiny", "cpu", prompts=2, seconds=1.0, tmp_path=tmp_path)
+    grid = intervention_grid(CONCEPTS, ["replace", "adjust"], all_sites(session.musicgen.num_layers), 2)
+    rows = InterventionRows(session)
+
+    start = time.perf_counter()
+    naive = [rows(group) for _, group in grid.groupby(["technique", "original", "desired", "layer", "component"])]
+    naive_rate = len(grid) / (time.perf_counter() - start)
+
+    batched = benchmark.pedantic(lambda: [rows(batch) for batch in chunks(grid, session.batch_size)],
+                                 rounds=1, iterations=1)
+    batched_rate = len(grid) / benchmark.stats.stats.mean
+    speedup = batched_rate / naive_rate
+    benchmark.extra_info.update(clips=len(grid), batch_size=session.batch_size, naive_clips_per_s=naive_rate,
+                                batched_clips_per_s=batched_rate, speedup_vs_naive=speedup)
+    bench_record("speed-tiny-cpu", speedup_vs_naive=speedup, naive_clips_per_s=naive_rate,
+                 batched_clips_per_s=batched_rate)
+    # batching changes nothing but speed: the same rows come out (up to float noise of batch size)
+    by_id = ["technique", "original", "desired", "layer", "component", "prompt_id"]
+    naive_rows, batched_rows = (pd.concat(f).sort_values(by_id).reset_index(drop=True) for f in (naive, batched))
+    assert (naive_rows.effect - batched_rows.effect).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("size", ["small", "medium", "large"])
+def test_speed_gpu(size, benchmark, tmp_path, bench_record, request):
+    if not request.config.getoption("--gpu"):
+        pytest.skip("GPU throughput needs --gpu")
+    reason = request.config._mgbench.unavailable(size)
+    if reason:
+        pytest.skip(reason)
+    session = _sweep_session(size, "cuda", prompts=8, seconds=4.0, tmp_path=tmp_path)
+    grid = intervention_grid(CONCEPTS, ["replace"], all_sites(session.musicgen.num_layers, ["mlp"]), 8)
+    grid = grid.iloc[: session.batch_size]
+    rows = InterventionRows(session)
+    rows(grid.iloc[:8])  # warm-up
+    torch.cuda.reset_peak_memory_stats()
+    benchmark.pedantic(lambda: rows(grid), rounds=2, iterations=1)
+    rate = len(grid) / benchmark.stats.stats.mean
+    gpu = gpu_kind(torch.cuda.get_device_name())
+    limit = hardware_limit(SHAPES[size], 4.0, gpu, batch=len(grid)) if gpu else float("nan")
+    values = dict(clips_per_s=rate, batch_size=len(grid), peak_gib=torch.cuda.max_memory_allocated() / 2**30,
+                  hardware_limit_clips_per_s=limit, fraction_of_limit=rate / limit)
+    benchmark.extra_info.update(values)
+    bench_record(f"speed-{size}-gpu", **values)

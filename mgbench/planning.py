@@ -1,0 +1,80 @@
+"""``mgbench plan``: how much work a run is, how long it will take here, and how much disk it needs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .cases import NUM_LAYERS
+from .decoderlens import IDS as DL_IDS
+from .decoderlens import decoderlens_grid
+from .interventions import IDS as IV_IDS
+from .interventions import InterventionRows, intervention_grid
+from .perf import SHAPES, flops_per_clip
+from .pipeline import Selection
+from .resume import missing_rows
+from .session import Session
+from .sites import all_sites
+
+ROW_BYTES = 160  # one parquet result row, measured on tiny runs (compressed columns)
+
+
+@dataclass
+class Plan:
+    generations: dict[str, int]  # experiment -> clips still to generate (cached ones excluded)
+    clips_per_s: float
+    tensor_bytes: int
+    row_bytes: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.generations.values())
+
+    @property
+    def seconds(self) -> float:
+        return self.total / self.clips_per_s
+
+
+def make_plan(session: Session, selection: Selection) -> Plan:
+    """Count the clips the selection still needs and time a short calibration batch on this device."""
+    selection.validate(session)
+    concepts = [c.name for c in session.concepts.select(list(selection.concepts or []))]
+    n, layers = session.config.prompts, session.musicgen.num_layers
+    chosen = list(selection.layers) if selection.layers else list(range(layers))
+    generations = {}
+    if "decoderlens" in selection.experiments:
+        wanted = decoderlens_grid(concepts, [x for x in chosen if x != layers - 1], n)
+        generations["decoderlens"] = len(missing_rows(session.store, "decoderlens", wanted, DL_IDS))
+    if "interventions" in selection.experiments:
+        grid = intervention_grid(concepts, list(selection.techniques), all_sites(layers, selection.components,
+                                                                                 chosen), n)
+        generations["interventions"] = len(missing_rows(session.store, "interventions", grid, IV_IDS))
+    passes = [c for c in concepts if not session.store.tensor_path(f"pass-{c}").exists()]
+    generations["baselines"] = n * len(passes)
+    clips_per_s = calibrate(session, concepts[:2], min(session.batch_size, 256))
+    hidden = session.musicgen.model.decoder.config.hidden_size
+    tensor_bytes = len(passes) * 4 * hidden * (2 * 4 * layers + n * layers) + 4 * 527 * n * len(passes)
+    return Plan(generations, clips_per_s, tensor_bytes, ROW_BYTES * sum(generations.values()))
+
+
+def calibrate(session: Session, concepts: list[str], rows: int) -> float:
+    """Clips per second of intervention batches of ``batch_size`` rows, timed on one batch of ``rows`` rows."""
+    grid = intervention_grid(concepts, ["replace"], all_sites(session.musicgen.num_layers, ["mlp"]), 1)
+    batch = pd.concat([grid] * (rows // len(grid) + 1)).iloc[:rows].reset_index(drop=True)
+    compute = InterventionRows(session)
+    compute(batch.iloc[:1])  # warm-up (and the two concepts' means)
+    start = time.perf_counter()
+    compute(batch)
+    return rows / (time.perf_counter() - start)
+
+
+def paper_generations(size: str, prompts: int = 100, concepts: int = 10) -> int:
+    """Clips of the paper's full intervention sweep for one size (both techniques, all ordered pairs)."""
+    return concepts * (concepts - 1) * 2 * 3 * NUM_LAYERS[size] * prompts
+
+
+def scaled_rate(rate: float, measured: str, target: str, seconds: float) -> float:
+    """Rate of ``target`` from a measured rate of ``measured``, scaled by decoder FLOPs per clip."""
+    return rate * flops_per_clip(SHAPES[measured], seconds) / flops_per_clip(SHAPES[target], seconds)
