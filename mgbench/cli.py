@@ -99,7 +99,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name, table in summarize(tables).items():
         lines += ["", f"## {name}", "", table.round(4).to_markdown()]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    for path in written + [out / "summary.md"]:
+    written.append(out / "summary.md")
+    if "interventions" in tables and args.listen > 0:
+        from .listening import write_examples
+
+        examples = write_examples(session, tables["interventions"], out, prompts=args.listen)
+        written += [out / p for p in [*examples.path, *sorted(set(examples.baseline_path))]]
+    if not args.no_report:
+        from .report import build_report
+
+        written += build_report(out)
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Build report.md and report.html (with figures) from a results folder."""
+    from .report import build_report
+
+    for path in build_report(args.results, out=args.out, baseline=args.baseline):
         print(path)
     return 0
 
@@ -159,7 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help=cmd_run.__doc__)
     add_run_args(p)
     p.add_argument("--out", default="results", help="folder for the tables and the summary")
+    p.add_argument("--listen", type=int, default=3, help="prompts to pick listening examples from (0: none)")
+    p.add_argument("--no-report", action="store_true", help="skip report.md / report.html")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help=cmd_report.__doc__)
+    p.add_argument("results", help="a results folder (mgbench run --out, or pytest bench/ --results)")
+    p.add_argument("--baseline", default=None, help="an earlier results folder to diff against")
+    p.add_argument("--out", default=None, help="where to write the report (default: the results folder)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("plan", help=cmd_plan.__doc__)
     add_run_args(p)

@@ -35,6 +35,12 @@ class Range:
         return f"{self.metric} = {value:.4f} outside [{self.low:.4f}, {self.high:.4f}] ({self.source})"
 
 
+def default_expectations_dir() -> Path:
+    """``./expectations`` when it exists (a checkout), else the one beside the installed package."""
+    here = Path.cwd() / "expectations"
+    return here if here.is_dir() else Path(__file__).resolve().parents[1] / "expectations"
+
+
 def _in_layers(spec: str, layer: int) -> bool:
     lo, _, hi = str(spec).partition("-")
     return int(lo) <= layer <= int(hi or lo)

@@ -175,7 +175,9 @@ class BenchState:
 
     def finish(self) -> None:
         """Write the bench results (and golden values with --update-expectations)."""
+        from .listening import write_examples
         from .pipeline import run_info, write_tables
+        from .report import build_report
 
         out = Path(self.config.getoption("--results", "results/bench"))
         out.mkdir(parents=True, exist_ok=True)
@@ -184,6 +186,13 @@ class BenchState:
         records.to_csv(out / "bench.csv", index=False)
         for size, tables in self.tables.items():
             write_tables(out / size, {k: v for k, v in tables.items() if not v.empty}, run_info(self.session(size)))
+        for size, tables in self.tables.items():
+            if not tables["interventions"].empty:
+                write_examples(self.session(size), tables["interventions"], out / size)
+        if self.tables or not records.empty:
+            reports = Path(str(self.config.rootpath)) / "reports"
+            build_report(out, out=reports, expectations_dir=self.expectations.folder)
+            self.config.get_terminal_writer().line(f"mgbench: report in {reports / 'report.md'}")
         if self.config.getoption("--update-expectations", False) and "tiny" in self.tables:
             tiny = {k: v for k, v in self.metrics.items() if k.startswith("tiny-")}
             path = self.expectations.update_golden(tiny, self.settings("tiny"))

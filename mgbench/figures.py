@@ -1,0 +1,164 @@
+"""Our versions of the paper's figures (matplotlib PNGs), each with the paper's expected values drawn in.
+
+Every function takes the tidy tables of one model, draws, saves to ``path`` and returns the table of
+numbers behind the plot (for the report to print under it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+STYLE = {"replace": "-", "adjust": "--"}
+COMPONENT_COLORS = {"mlp": "tab:blue", "self_attn": "tab:orange", "cross_attn": "tab:green"}
+
+
+def _layer_span(spec: str) -> tuple[int, int]:
+    lo, _, hi = str(spec).partition("-")
+    return int(lo), int(hi or lo)
+
+
+def _rules(rules: list[dict], **match) -> list[dict]:
+    return [r for r in rules if all(r.get(k) == v for k, v in match.items())]
+
+
+def _reading_bounds(rule: dict) -> tuple[float, float]:
+    reading = rule["reading"] if isinstance(rule["reading"], list) else [rule["reading"]] * 2
+    return min(reading), max(reading)
+
+
+def _draw_reading(ax, rule: dict, color: str) -> None:
+    """A paper reading: a shaded band over its layers, or a diamond for a single value."""
+    lo, hi = _layer_span(rule["layers"])
+    low, high = _reading_bounds(rule)
+    if low == high:
+        ax.plot([(lo + hi) / 2], [low], "D", color=color, mfc="none", ms=6)
+    else:
+        ax.fill_between([lo - 0.3, hi + 0.3], low, high, color=color, alpha=0.15, lw=0)
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def decoderlens_figure(dl: pd.DataFrame, model: str, rules: list[dict], path: Path) -> pd.DataFrame:
+    """Figure 2: mean NDCG per layer, instruments and genres; paper readings as bars."""
+    table = dl.pivot_table(index="layer", columns="concept", values="ndcg")
+    categories = dl.drop_duplicates("concept").set_index("concept").category
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, category in zip(axes, ("instrument", "genre")):
+        for i, concept in enumerate(c for c in table.columns if categories.get(c) == category):
+            color = f"C{i}"
+            ax.plot(table.index, table[concept], color=color, label=concept, marker=".")
+            for rule in _rules(rules, experiment="decoderlens", size=model, concept=concept):
+                _draw_reading(ax, rule, color)
+        ax.set(title=f"{category}s ({model})", xlabel="layer", ylabel="NDCG")
+        ax.legend(fontsize=7)
+    fig.suptitle("DecoderLens recognizability (shaded and diamonds: the paper's Figure 2 readings)")
+    _save(fig, path)
+    return table
+
+
+def similarity_figure(sim: pd.DataFrame, model: str, path: Path, concepts: tuple[str, ...] = ("guitar", "edm")
+                      ) -> pd.DataFrame:
+    """Figure 3: Euclidean distance between time-averaged layer outputs, averaged over prompts."""
+    shown = [c for c in concepts if c in set(sim.concept)] or sorted(set(sim.concept))[:2]
+    fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 4), squeeze=False)
+    for ax, concept in zip(axes[0], shown):
+        matrix = sim[sim.concept == concept].pivot(index="layer_i", columns="layer_j", values="distance")
+        image = ax.imshow(matrix.to_numpy(), cmap="viridis")
+        ax.set(title=f"{concept} ({model})", xlabel="layer", ylabel="layer")
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    _save(fig, path)
+    last = sim[(sim.layer_i == sim.layer_i.max()) & (sim.layer_j != sim.layer_i)]
+    return last.groupby("concept").distance.mean().to_frame("mean distance of the last layer to the others")
+
+
+def profile_figure(iv: pd.DataFrame, model: str, rules: list[dict], path: Path) -> pd.DataFrame:
+    """Figure 4 (7, 8): effect and precision per layer, component and technique; paper readings as bands."""
+    table = iv.groupby(["technique", "component", "layer"])[["effect", "precision"]].mean()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, metric in zip(axes, ("effect", "precision")):
+        for (technique, component), rows in table.groupby(level=[0, 1]):
+            color = COMPONENT_COLORS.get(component, "gray")
+            series = rows[metric].droplevel([0, 1])
+            ax.plot(series.index, series.values, STYLE.get(technique, ":"), color=color,
+                    label=f"{component} {technique}")
+            for rule in _rules(rules, experiment="profile", size=model, technique=technique, component=component,
+                               metric=metric):
+                _draw_reading(ax, rule, color)
+        ax.set(title=f"{metric} ({model})", xlabel="layer")
+        ax.axhline(0, color="black", lw=0.5)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Interventions by layer (solid: replace, dashed: adjust; shaded and diamonds: paper readings)")
+    _save(fig, path)
+    return table.unstack(["technique", "component"]).round(3)
+
+
+def bie(iv: pd.DataFrame) -> pd.DataFrame:
+    """MLP effect and precision at the beginning, intermediate layers and end, per model and technique."""
+    mlp = iv[iv.component == "mlp"]
+    rows = []
+    for (model, technique), g in mlp.groupby(["model", "technique"]):
+        by_layer = g.groupby("layer")[["effect", "precision"]].mean()
+        for point, part in (("b", by_layer.iloc[:1]), ("i", by_layer.iloc[1:-1]), ("e", by_layer.iloc[-1:])):
+            rows.append((model, technique, point, part.effect.mean(), part.precision.mean()))
+    return pd.DataFrame(rows, columns=["model", "technique", "point", "effect", "precision"])
+
+
+def effect_precision_figure(iv: pd.DataFrame, paper: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Figure 5: MLP effect vs precision (b/i/e points) per model and technique; paper points hollow."""
+    ours = bie(iv)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for i, ((model, technique), g) in enumerate(ours.groupby(["model", "technique"])):
+        ax.plot(g.effect, g.precision, "o" + STYLE[technique], color=f"C{i}", label=f"{model}-{technique}")
+        for _, r in g.iterrows():
+            ax.annotate(r.point, (r.effect, r.precision), fontsize=8)
+        ref = paper[(paper.model == model) & (paper.technique == technique)]
+        ax.plot(ref.effect, ref.precision, "o", mfc="none", color=f"C{i}")
+    ax.set(xlabel="effect", ylabel="precision (-KL)", title="MLP effect vs precision (hollow: paper)")
+    ax.legend(fontsize=7)
+    _save(fig, path)
+    return ours.round(3)
+
+
+def pair_type_figure(iv: pd.DataFrame, model: str, technique: str, rules: list[dict], path: Path) -> pd.DataFrame:
+    """Figures 6 (replace) and 9 (adjust): MLP effect by pair type, combined and its two parts."""
+    mlp = iv[(iv.component == "mlp") & (iv.technique == technique)]
+    table = mlp.groupby("pair_type")[["effect", "effect_original", "effect_desired"]].mean()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.27
+    for j, metric in enumerate(table.columns):
+        xs = [i + (j - 1) * width for i in range(len(table))]
+        ax.bar(xs, table[metric], width, label=metric)
+        for x, pt in zip(xs, table.index):
+            for rule in _rules(rules, experiment="pair_type", size=model, technique=technique, pair_type=pt,
+                               metric=metric):
+                ax.plot([x - width / 2, x + width / 2], [rule["reading"]] * 2, color="black", lw=2)
+    ax.set_xticks(range(len(table)), table.index, fontsize=8)
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set(title=f"MLP {technique} by pair type ({model}; black: paper)", ylabel="effect")
+    ax.legend(fontsize=7)
+    _save(fig, path)
+    return table.round(3)
+
+
+def paper_bie(rules: list[dict]) -> pd.DataFrame:
+    """Figure 5's paper points from the MLP profile readings: layer 0, the middle layers, the last layer."""
+    rows = []
+    for rule in _rules(rules, experiment="profile", component="mlp"):
+        lo, hi = _layer_span(rule["layers"])
+        point = "b" if hi == 0 else ("i" if lo != hi else "e")
+        low, high = _reading_bounds(rule)
+        rows.append((rule["size"], rule["technique"], point, rule["metric"], (low + high) / 2))
+    table = pd.DataFrame(rows, columns=["model", "technique", "point", "metric", "value"])
+    if table.empty:
+        return pd.DataFrame(columns=["model", "technique", "point", "effect", "precision"])
+    return table.pivot_table(index=["model", "technique", "point"], columns="metric", values="value").reset_index()

@@ -1,0 +1,183 @@
+"""``mgbench report``: report.md (GitHub) and report.html (offline, with audio players) from a results folder.
+
+The report is a list of blocks (headings, text, images, tables, audio rows) rendered twice, as
+markdown and as HTML, so the two always say the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from . import figures
+from .claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_precision
+from .diff import diff_results
+from .expectations import Expectations, default_expectations_dir
+from .paths import atomic_write_bytes
+from .results import Results, load_results
+
+Block = tuple
+
+
+def build_report(results_dir: "str | Path", out: "str | Path | None" = None, baseline: "str | Path | None" = None,
+                 expectations_dir: "str | Path | None" = None) -> list[Path]:
+    """Write report.md, report.html and figures/ into ``out`` (default: the results folder); return the files."""
+    results = load_results(results_dir)
+    out = Path(out or results_dir)
+    rules = Expectations(expectations_dir or default_expectations_dir()).rules
+    blocks = _blocks(results, out, rules, load_results(baseline) if baseline else None)
+    atomic_write_bytes(out / "report.md", render_markdown(blocks).encode())
+    atomic_write_bytes(out / "report.html", render_html(blocks).encode())
+    return [out / "report.md", out / "report.html", *sorted((out / "figures").glob("*.png"))]
+
+
+def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results | None") -> list[Block]:
+    blocks: list[Block] = [("h", 1, f"mgbench report: {', '.join(results.runs) or 'bench'}")]
+    blocks += _settings(results)
+    dl, sim, iv = results.table("decoderlens"), results.table("similarity"), results.table("interventions")
+    fig_dir = out / "figures"
+    for model in results.runs:
+        blocks.append(("h", 2, f"Figures: {model}"))
+        if not dl.empty and model in set(dl.model):
+            path = fig_dir / f"fig2-decoderlens-{model}.png"
+            table = figures.decoderlens_figure(dl[dl.model == model], model, rules, path)
+            blocks += [("h", 3, "Figure 2: DecoderLens recognizability (NDCG)"), ("img", path), ("table", table)]
+        if not sim.empty and model in set(sim.model):
+            path = fig_dir / f"fig3-similarity-{model}.png"
+            table = figures.similarity_figure(sim[sim.model == model], model, path)
+            blocks += [("h", 3, "Figure 3: self-similarity of layer outputs"), ("img", path), ("table", table)]
+        if not iv.empty and model in set(iv.model):
+            mine = iv[iv.model == model]
+            path = fig_dir / f"fig4-interventions-{model}.png"
+            table = figures.profile_figure(mine, model, rules, path)
+            blocks += [("h", 3, "Figure 4 (7, 8): interventions by layer"), ("img", path), ("table", table)]
+            for technique, number in (("replace", 6), ("adjust", 9)):
+                if technique in set(mine.technique):
+                    path = fig_dir / f"fig{number}-pair-type-{technique}-{model}.png"
+                    table = figures.pair_type_figure(mine, model, technique, rules, path)
+                    blocks += [("h", 3, f"Figure {number}: MLP {technique} by pair type"), ("img", path),
+                               ("table", table)]
+    if not iv.empty:
+        path = fig_dir / "fig5-effect-vs-precision.png"
+        table = figures.effect_precision_figure(iv, figures.paper_bie(rules), path)
+        blocks += [("h", 2, "Figure 5: MLP effect vs precision"), ("img", path), ("table", table)]
+    blocks += _claims(iv)
+    blocks += _bench(results.bench)
+    if baseline is not None:
+        blocks += _diff(results, baseline)
+    blocks += _listening(results.folder, out)
+    return blocks
+
+
+def _settings(results: Results) -> list[Block]:
+    rows = [{"model": m, **{k: v for k, v in info.items() if k not in ("versions", "selection")},
+             **info.get("versions", {})} for m, info in results.runs.items()]
+    return [("h", 2, "Settings"), ("table", pd.DataFrame(rows).set_index("model").T)] if rows else []
+
+
+def _claims(iv: pd.DataFrame) -> list[Block]:
+    blocks: list[Block] = [("h", 2, "The paper's claims")]
+    models = sorted(set(iv.model)) if not iv.empty else []
+    rows = []
+    for claim, check in MODEL_CLAIMS.items():
+        for model in models or ["-"]:
+            verdict = check(iv[iv.model == model]) if models else None
+            rows.append(_claim_row(claim, model, verdict, check.__doc__))
+    sizes = {"small", "medium", "large"}
+    verdict = large_replace_best_precision(iv[iv.model.isin(sizes)]) if sizes <= set(models) else None
+    rows.append(_claim_row(CROSS_SIZE_CLAIM, "all sizes", verdict, large_replace_best_precision.__doc__))
+    blocks.append(("table", pd.DataFrame(rows).set_index("claim")))
+    if "tiny" in models:
+        blocks.append(("p", "The tiny model has random weights: its verdicts exercise the checks, they say nothing "
+                            "about MusicGen."))
+    return blocks
+
+
+def _claim_row(claim: str, model: str, verdict, doc: "str | None") -> dict:
+    return {"claim": claim, "model": model, "verdict": verdict.label if verdict else "not run",
+            "numbers": verdict.detail if verdict else "", "statement": (doc or "").strip().splitlines()[0]}
+
+
+def _bench(bench: pd.DataFrame) -> list[Block]:
+    if bench.empty:
+        return []
+    cases = bench.drop_duplicates("case")
+    counts = cases.groupby(["experiment", "outcome"]).size().unstack(fill_value=0)
+    failed = bench[(bench.outcome == "failed") & bench.low.notna()
+                   & ((bench.value < bench.low) | (bench.value > bench.high))]
+    blocks: list[Block] = [("h", 2, "Bench outcome"), ("table", counts)]
+    if not failed.empty:
+        blocks += [("h", 3, f"Failed ranges ({len(failed)})"),
+                   ("table", failed[["case", "metric", "value", "low", "high", "source"]].set_index("case"))]
+    speed = bench[bench.experiment == "speed"]
+    if not speed.empty:
+        blocks += [("h", 3, "Speed"), ("table", speed.pivot_table(index="case", columns="metric", values="value"))]
+    return blocks
+
+
+def _diff(results: Results, baseline: Results) -> list[Block]:
+    moved = diff_results(results, baseline)
+    text = (f"{len(moved)} aggregate metrics moved beyond their tolerance since {baseline.folder}."
+            if len(moved) else f"No aggregate metric moved beyond its tolerance since {baseline.folder}.")
+    return [("h", 2, "Changes since the baseline"), ("p", text)] + ([("table", moved)] if len(moved) else [])
+
+
+def _listening(results_folder: Path, out: Path) -> list[Block]:
+    indexes = sorted([results_folder / "audio" / "examples.csv", *results_folder.glob("*/audio/examples.csv")])
+    frames = []
+    for index_path in (p for p in indexes if p.exists()):
+        run = index_path.parent.parent
+        rel = lambda p, run=run: os.path.relpath(run / p, out)  # noqa: E731
+        index = pd.read_csv(index_path)
+        frames.append(index.assign(pair=index.original + " -> " + index.desired,
+                                   site=index.technique + " L" + index.layer.astype(str) + "." + index.component,
+                                   intervened=index.path.map(rel), baseline=index.baseline_path.map(rel)))
+    if not frames:
+        return []
+    rows = pd.concat(frames, ignore_index=True)
+    return [("h", 2, "Listening examples"), ("p", "For each pair, the best and the worst intervention by effect "
+             "among the first prompts, next to the same prompt's baseline (same sampling noise)."),
+            ("audio", rows[["model", "pair", "kind", "site", "prompt_id", "effect", "intervened", "baseline"]])]
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    lines = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            lines += ["#" * block[1] + " " + block[2], ""]
+        elif kind == "p":
+            lines += [block[1], ""]
+        elif kind == "img":
+            lines += [f"![{block[1].stem}](figures/{block[1].name})", ""]
+        elif kind == "table":
+            lines += [block[1].to_markdown(floatfmt=".4g"), ""]
+        elif kind == "audio":
+            table = block[1].assign(intervened=[f"[wav]({p})" for p in block[1].intervened],
+                                    baseline=[f"[wav]({p})" for p in block[1].baseline])
+            lines += [table.to_markdown(index=False, floatfmt=".3f"), ""]
+    return "\n".join(lines)
+
+
+def render_html(blocks: list[Block]) -> str:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mgbench report</title><style>"
+             "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:12px}"
+             "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}</style></head><body>"]
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            parts.append(f"<h{block[1]}>{html.escape(block[2])}</h{block[1]}>")
+        elif kind == "p":
+            parts.append(f"<p>{html.escape(block[1])}</p>")
+        elif kind == "img":
+            parts.append(f"<img src='figures/{html.escape(block[1].name)}' alt='{html.escape(block[1].stem)}'>")
+        elif kind == "table":
+            parts.append(block[1].to_html(float_format=lambda v: f"{v:.4g}"))
+        elif kind == "audio":
+            player = lambda p: f"<audio controls preload='none' src='{html.escape(p)}'></audio>"  # noqa: E731
+            table = block[1].assign(intervened=block[1].intervened.map(player), baseline=block[1].baseline.map(player))
+            parts.append(table.to_html(index=False, escape=False, float_format=lambda v: f"{v:.3f}"))
+    return "\n".join(parts + ["</body></html>"])

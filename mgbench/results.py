@@ -1,0 +1,71 @@
+"""Load a results folder (``mgbench run --out`` or ``pytest bench/ --results``) into tidy tables."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import ConfigError
+
+TABLES = ("decoderlens", "similarity", "interventions")
+
+
+@dataclass
+class Results:
+    """All tables of a results folder (one model, or one subfolder per model size), concatenated."""
+
+    folder: Path
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    runs: dict[str, dict] = field(default_factory=dict)  # model -> run.json
+    bench: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.tables.get(name, pd.DataFrame())
+
+
+def load_results(folder: "str | Path") -> Results:
+    """Read ``folder`` and its subfolders that hold a ``run.json``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"results folder {folder} does not exist; give the --out folder of `mgbench run` "
+                          "or the --results folder of `pytest bench/`")
+    runs = [d for d in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())] if (d / "run.json").exists()]
+    if not runs and not (folder / "bench.csv").exists():
+        raise ConfigError(f"{folder} holds no results (no run.json or bench.csv); run `mgbench run --out {folder}`")
+    results = Results(folder)
+    for run in runs:
+        info = json.loads((run / "run.json").read_text())
+        results.runs[info["model"]] = info
+        for name in TABLES:
+            path = run / f"{name}.parquet"
+            if path.exists():
+                results.tables[name] = pd.concat([results.table(name), pd.read_parquet(path)], ignore_index=True)
+    if (folder / "bench.csv").exists():
+        results.bench = pd.read_csv(folder / "bench.csv")
+    return results
+
+
+def aggregates(results: Results) -> pd.DataFrame:
+    """The numbers behind the figures, one row per (figure key, metric): what nightly diffs compare."""
+    frames = []
+    dl = results.table("decoderlens")
+    if not dl.empty:
+        g = dl.groupby(["model", "concept", "layer"]).ndcg.mean().reset_index()
+        frames.append(g.assign(figure="decoderlens", key=g.concept + "-L" + g.layer.astype(str), metric="ndcg",
+                               value=g.ndcg))
+    iv = results.table("interventions")
+    if not iv.empty:
+        g = iv.groupby(["model", "technique", "component", "layer"])[["effect", "precision"]].mean().reset_index()
+        long = g.melt(id_vars=["model", "technique", "component", "layer"], var_name="metric")
+        frames.append(long.assign(figure="profile", key=long.technique + "-L" + long.layer.astype(str) + "."
+                                  + long.component))
+        mlp = iv[iv.component == "mlp"]
+        g = mlp.groupby(["model", "technique", "pair_type"])[["effect", "effect_original", "effect_desired"]].mean()
+        long = g.reset_index().melt(id_vars=["model", "technique", "pair_type"], var_name="metric")
+        frames.append(long.assign(figure="pair_type", key=long.technique + "-" + long.pair_type))
+    if not frames:
+        return pd.DataFrame(columns=["model", "figure", "key", "metric", "value"])
+    return pd.concat(frames, ignore_index=True)[["model", "figure", "key", "metric", "value"]]

@@ -1,0 +1,133 @@
+import itertools
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+
+from mgbench.diff import diff_results
+from mgbench.listening import pick_examples
+from mgbench.pipeline import write_tables
+from mgbench.report import build_report
+from mgbench.results import load_results
+
+EXPECTATIONS = Path(__file__).resolve().parents[1] / "expectations"
+CONCEPTS = {"guitar": "instrument", "piano": "instrument", "jazz": "genre", "edm": "genre"}
+
+
+def make_results(folder: Path, model: str = "small", layers: int = 24, seed: int = 0) -> Path:
+    """A small results folder made here: every table of a run, with random but plausible numbers."""
+    rng = np.random.default_rng(seed)
+    dl = pd.DataFrame([(model, "passt", c, cat, layer, p, rng.uniform(0.1, 0.6), "Music | Guitar")
+                       for (c, cat), layer, p in itertools.product(CONCEPTS.items(), range(layers), range(2))],
+                      columns=["model", "classifier", "concept", "category", "layer", "prompt_id", "ndcg", "top5"])
+    sim = pd.DataFrame([(model, "passt", c, cat, i, j, abs(i - j) * 1.5)
+                        for (c, cat), i, j in itertools.product(CONCEPTS.items(), range(layers), range(layers))],
+                       columns=["model", "classifier", "concept", "category", "layer_i", "layer_j", "distance"])
+    rows = []
+    for t, o, d, layer, comp, p in itertools.product(["replace", "adjust"], CONCEPTS, CONCEPTS, range(layers),
+                                                     ["self_attn", "cross_attn", "mlp"], range(2)):
+        if o != d:
+            eo, ed = rng.normal(1.0, 0.3), rng.normal(0.2, 0.1)
+            rows.append((model, "passt", t, o, d, f"{CONCEPTS[o]}->{CONCEPTS[d]}", layer, comp, p, eo + ed, eo, ed,
+                         -rng.uniform(0.5, 1.0)))
+    iv = pd.DataFrame(rows, columns=["model", "classifier", "technique", "original", "desired", "pair_type", "layer",
+                                     "component", "prompt_id", "effect", "effect_original", "effect_desired",
+                                     "precision"])
+    write_tables(folder, {"decoderlens": dl, "similarity": sim, "interventions": iv},
+                 {"model": model, "prompts": 2, "seconds": 4.0, "versions": {"mgbench": "test"}})
+    return folder
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        self.links += [v for k, v in attrs if k in ("src", "href")]
+
+
+def test_report_builds_with_figures_claims_and_valid_links(tmp_path):
+    results = make_results(tmp_path / "res")
+    bench = pd.DataFrame([{"case": "small-guitar-L23", "experiment": "decoderlens", "metric": "ndcg", "value": 0.1,
+                           "low": 0.39, "high": 0.69, "source": "Figure 2", "outcome": "failed"},
+                          {"case": "small-guitar-L0", "experiment": "decoderlens", "metric": "ndcg", "value": 0.3,
+                           "low": 0.1, "high": 0.5, "source": "Figure 2", "outcome": "passed"}])
+    bench.to_csv(results / "bench.csv", index=False)
+    files = build_report(results, out=tmp_path / "report", expectations_dir=EXPECTATIONS)
+    pngs = [f for f in files if f.suffix == ".png"]
+    assert {p.name for p in pngs} == {"fig2-decoderlens-small.png", "fig3-similarity-small.png",
+                                      "fig4-interventions-small.png", "fig5-effect-vs-precision.png",
+                                      "fig6-pair-type-replace-small.png", "fig9-pair-type-adjust-small.png"}
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        image = imread(png)
+        assert image.shape[0] > 100 and image.std() > 0.01  # a real picture, not a blank canvas
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## The paper's claims" in md and "mlp-positive-attention-weaker" in md and "not run" in md
+    assert re.search(r"small-guitar-L23 \| ndcg\s*\|\s*0\.1 ", md) and "Figure 2" in md
+    for figure in ("Figure 2", "Figure 3", "Figure 4", "Figure 5", "Figure 6", "Figure 9"):
+        assert figure in md
+    parser = Links()
+    parser.feed((tmp_path / "report" / "report.html").read_text())
+    assert parser.links and all((tmp_path / "report" / link).exists() for link in parser.links)
+
+
+def test_diff_shows_exactly_the_perturbed_aggregates(tmp_path):
+    original = make_results(tmp_path / "a")
+    assert diff_results(load_results(original), load_results(shutil.copytree(original, tmp_path / "b"))).empty
+    perturbed = shutil.copytree(original, tmp_path / "c")
+    iv = pd.read_parquet(perturbed / "interventions.parquet")
+    hit = (iv.technique == "adjust") & (iv.layer == 5) & (iv.component == "mlp") & (iv.original == "guitar")
+    iv.loc[hit, "precision"] -= 1.0
+    dl = pd.read_parquet(perturbed / "decoderlens.parquet")
+    dl.loc[(dl.concept == "edm") & (dl.layer == 3), "ndcg"] += 0.2
+    iv.to_parquet(perturbed / "interventions.parquet")
+    dl.to_parquet(perturbed / "decoderlens.parquet")
+    moved = diff_results(load_results(perturbed), load_results(original))
+    assert set(zip(moved.figure, moved.key, moved.metric)) == {("profile", "adjust-L5.mlp", "precision"),
+                                                              ("decoderlens", "edm-L3", "ndcg")}
+    assert moved.set_index("key").loc["edm-L3", "delta"] == pytest.approx(0.2)
+    files = build_report(perturbed, baseline=original, expectations_dir=EXPECTATIONS)
+    assert "2 aggregate metrics moved" in files[0].read_text()
+
+
+def test_listening_picks_best_and_worst_per_pair():
+    iv = pd.DataFrame({"original": ["a"] * 4 + ["b"] * 2, "desired": ["b"] * 4 + ["a"] * 2,
+                       "prompt_id": [0, 1, 2, 5, 0, 1], "effect": [1.0, 3.0, -2.0, 9.0, 0.5, 0.4]})
+    picks = pick_examples(iv, prompts=3)
+    assert list(zip(picks.original, picks.kind, picks.effect)) == [("a", "best", 3.0), ("a", "worst", -2.0),
+                                                                   ("b", "best", 0.5), ("b", "worst", 0.4)]
+
+
+def test_run_writes_report_figures_and_wavs(tmp_path):
+    out = tmp_path / "run"
+    subprocess.run(["mgbench", "run", "--concepts", "guitar,edm", "--layers", "3", "--components", "mlp",
+                    "--seconds", "0.5", "--out", str(out), "--cache", str(tmp_path / "cache")], check=True,
+                   capture_output=True)
+    examples = pd.read_csv(out / "audio" / "examples.csv")
+    assert len(examples) == 4 and all((out / p).exists() for p in [*examples.path, *examples.baseline_path])
+    parser = Links()
+    parser.feed((out / "report.html").read_text())
+    wavs = [link for link in parser.links if link.endswith(".wav")]
+    assert len(wavs) == 8 and all((out / link).exists() for link in parser.links)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(tmp_path):
+    results = make_results(tmp_path / "res")
+    build_report(results, expectations_dir=EXPECTATIONS)
+    shot = tmp_path / "shot.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+                    f"--screenshot={shot}", "--window-size=1200,2400", (results / "report.html").as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    image = imread(shot)
+    colourful = (np.abs(image[..., 0] - image[..., 2]) > 0.2).mean()  # plot lines and heat maps are coloured
+    assert colourful > 0.005
