@@ -52,7 +52,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .models import load_musicgen
     from .runner import GenerationSettings, MusicgenRunner
 
-    loaded = load_musicgen(args.model, device=args.device)
+    loaded = load_musicgen(args.model, device=args.device, allow_download=args.download)
     runner = MusicgenRunner(loaded, GenerationSettings(seconds=args.seconds, seed=args.seed))
     audio = runner.generate(args.prompt)
     out = Path(args.out)
@@ -75,7 +75,7 @@ def _run_setup(args: argparse.Namespace):
         batch_size=0 if args.batch_size == "auto" else int(args.batch_size),
         prompts=args.prompts or (TINY_PROMPTS if tiny else 100), odds=args.odds, both_halves=args.both_halves,
         generation=GenerationSettings(seconds=args.seconds or (TINY_SECONDS if tiny else 4.0), seed=args.seed),
-        concepts_file=args.concepts_file, cache=args.cache)
+        concepts_file=args.concepts_file, cache=args.cache, download=args.download)
     split = lambda text: tuple(x.strip() for x in text.split(",") if x.strip()) if text else None  # noqa: E731
     selection = Selection(experiments=split(args.experiments), concepts=split(args.concepts),
                           techniques=split(args.techniques), components=split(args.components),
@@ -223,6 +223,7 @@ def add_generation_args(p: argparse.ArgumentParser, seconds: "float | None" = 4.
                    help="clip length (default: 4; for run, 4 and %s for tiny)" % TINY_SECONDS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--download", action="store_true", help="download hub weights that are not cached")
 
 
 def main(argv: "list[str] | None" = None) -> int:

@@ -92,22 +92,25 @@ def is_available(name: str) -> bool:
 def missing_weights_message(repo_id: str) -> str:
     from huggingface_hub.constants import HF_HUB_CACHE
 
-    return (f"MusicGen weights {repo_id!r} are not in the local Hugging Face cache ({HF_HUB_CACHE}) and cannot be "
-            f"downloaded here. On a machine with internet run `hf download {repo_id}` (huggingface_hub) and copy "
-            f"the cache folder, set HF_HOME to where it lives, or pass a local folder with --model PATH. "
-            f"HF_HUB_OFFLINE=1 skips network look-ups.")
+    return (f"MusicGen weights {repo_id!r} are not in the local Hugging Face cache ({HF_HUB_CACHE}). Add --download "
+            f"where the hub can be reached, or on a machine with internet run `hf download {repo_id}` "
+            f"(huggingface_hub) and copy the cache folder, set HF_HOME to where it lives, or pass a local folder "
+            f"with --model PATH.")
 
 
-def load_musicgen(name: str = "tiny", device: str = "cpu", dtype: "torch.dtype | None" = None) -> LoadedMusicgen:
+def load_musicgen(name: str = "tiny", device: str = "cpu", dtype: "torch.dtype | None" = None,
+                  allow_download: bool = False) -> LoadedMusicgen:
     """Load a MusicGen model and processor by name (see ``MODEL_NAMES``), a hub id or a local folder.
 
-    ``dtype`` (e.g. ``torch.float16`` on CUDA) applies to the decoder only.
+    ``dtype`` (e.g. ``torch.float16`` on CUDA) applies to the decoder only. Hub weights that are not
+    in the local cache are an error unless ``allow_download`` (mgbench works offline first).
     """
     from transformers import AutoProcessor, MusicgenForConditionalGeneration
 
     source = resolve_source(name)
     local = Path(source).is_dir()
-    if not local and cached_snapshot(source) is None and os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+    if not local and cached_snapshot(source) is None and (offline or not allow_download):
         raise MissingWeightsError(missing_weights_message(source))
     try:
         with quiet_transformers():

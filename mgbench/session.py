@@ -43,6 +43,7 @@ class RunConfig:
     both_halves: bool = False  # also intervene on the unconditional (CFG) rows
     concepts_file: "str | None" = None
     cache: "str | None" = None  # default: $MGBENCH_HOME/cache
+    download: bool = False  # fetch hub weights that are not cached (not part of any cache key)
 
     @property
     def classifier_name(self) -> str:
@@ -70,7 +71,8 @@ class Session:
         if self.config.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {self.config.dtype!r}; use one of {', '.join(DTYPES)}")
         dtype = DTYPES[self.config.dtype]
-        return load_musicgen(self.config.model, device=self.config.device, dtype=dtype)
+        return load_musicgen(self.config.model, device=self.config.device, dtype=dtype,
+                             allow_download=self.config.download)
 
     @cached_property
     def batch_size(self) -> int:

@@ -52,7 +52,6 @@ def test_interrupted_build_leaves_nothing(fresh_home, monkeypatch):
 
 
 def test_missing_weights_are_clear_errors(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("mgbench.models.cached_snapshot", lambda repo: None)
     with pytest.raises(MissingWeightsError, match="'facebook/musicgen-small' are not in the local Hugging Face cache"
                                                   ".*hf download facebook/musicgen-small"):
