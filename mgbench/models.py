@@ -119,12 +119,25 @@ def load_musicgen(name: str = "tiny", device: str = "cpu", dtype: "torch.dtype |
     except OSError as e:
         if local:
             raise MissingWeightsError(f"cannot load MusicGen from folder {source}: {e}. The folder needs the files "
-                                      "that save_pretrained writes (config.json, model.safetensors, processor)") from None
+                                      "that save_pretrained writes (config.json, model.safetensors, processor)"
+                                      ) from None
         raise MissingWeightsError(missing_weights_message(source)) from None
     model = model.to(device).eval()
     if dtype is not None:  # only the decoder: T5 and EnCodec stay in float32
         model.decoder.to(dtype)
+        model.decoder.register_forward_pre_hook(_cast_text_states(dtype), with_kwargs=True)
     return LoadedMusicgen(name, model, processor, model_identity(name, source))
+
+
+def _cast_text_states(dtype: torch.dtype):
+    """A pre-hook that hands the (float32) text encoder's states to a decoder running in ``dtype``."""
+    def hook(module, args, kwargs):
+        states = kwargs.get("encoder_hidden_states")
+        if states is not None and states.dtype != dtype:
+            kwargs["encoder_hidden_states"] = states.to(dtype)
+        return args, kwargs
+
+    return hook
 
 
 @contextlib.contextmanager

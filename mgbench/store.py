@@ -52,7 +52,8 @@ class ResultStore:
             try:
                 frames.append(pd.read_parquet(shard))
             except Exception as e:  # noqa: BLE001 -- any unreadable shard is recomputed
-                warnings.warn(f"dropping unreadable result shard {shard} ({e}); its rows will be recomputed")
+                warnings.warn(f"dropping unreadable result shard {shard} ({e}); its rows will be recomputed",
+                              stacklevel=2)
                 shard.unlink(missing_ok=True)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -79,9 +80,9 @@ class ResultStore:
         try:
             with safe_open(str(path), framework="pt") as f:
                 if (f.metadata() or {}).get("key") != expected:
-                    warnings.warn(f"cached tensors {path} were made with other settings; recomputing")
+                    warnings.warn(f"cached tensors {path} were made with other settings; recomputing", stacklevel=2)
                     return None
                 return {k: f.get_tensor(k) for k in f.keys()}
         except Exception as e:  # noqa: BLE001 -- a damaged file is recomputed
-            warnings.warn(f"cached tensors {path} are unreadable ({e}); recomputing")
+            warnings.warn(f"cached tensors {path} are unreadable ({e}); recomputing", stacklevel=2)
             return None

@@ -35,7 +35,8 @@ def test_reference_prompt_order(concepts):
     assert edm[5] == "Compose a emotional electronic piece, with a piano melody. Use a fast tempo."
     assert edm[25].startswith("Compose a passionate electronic piece, with a guitar")
     assert all("electronic" in p for p in edm)
-    assert concepts.prompts("hiphop", 1) == ["Compose a emotional hiphop piece, with a guitar melody. Use a fast tempo."]
+    first = "Compose a emotional hiphop piece, with a guitar melody. Use a fast tempo."
+    assert concepts.prompts("hiphop", 1) == [first]
 
 
 def test_pair_types(concepts):
@@ -57,7 +58,8 @@ def test_user_defined_concepts(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps(raw))
     cset = load_concepts(path)
-    assert cset.get("flute").label_indices == (label_index("Flute"), label_index("Wind instrument, woodwind instrument"))
+    woodwind = label_index("Wind instrument, woodwind instrument")
+    assert cset.get("flute").label_indices == (label_index("Flute"), woodwind)
     assert cset.prompts("flute", 1) == ["Compose a emotional rock piece, with a flute melody. Use a fast tempo."]
     raw["concepts"][-1]["labels"] = ["Flutes"]
     path.write_text(json.dumps(raw))

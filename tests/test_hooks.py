@@ -14,7 +14,8 @@ def _attention(attn, x, context, causal, context_mask=None):
     heads = attn.num_heads
     b, t, d = x.shape
     split = lambda y: y.view(b, y.shape[1], heads, d // heads).transpose(1, 2)  # noqa: E731
-    q, k, v = split(x @ attn.q_proj.weight.T), split(context @ attn.k_proj.weight.T), split(context @ attn.v_proj.weight.T)
+    q = split(x @ attn.q_proj.weight.T)
+    k, v = split(context @ attn.k_proj.weight.T), split(context @ attn.v_proj.weight.T)
     scores = q @ k.transpose(-1, -2) / math.sqrt(d // heads)
     if causal:
         scores = scores.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))

@@ -70,3 +70,19 @@ def test_unknown_names_are_clear_errors():
         load_musicgen("huge")
     with pytest.raises(UnknownNameError, match="unknown classifier 'ast'; valid: passt, tiny"):
         load_classifier("ast")
+
+
+def test_half_precision_decoder_runs_with_edits_and_captures():
+    from mgbench.hooks import ADD, Capture, RowEdit
+    from mgbench.runner import GenerationSettings, MusicgenRunner
+    from mgbench.sites import Site
+
+    loaded = load_musicgen("tiny", dtype=torch.bfloat16)
+    assert next(loaded.model.decoder.parameters()).dtype == torch.bfloat16
+    assert next(loaded.model.text_encoder.parameters()).dtype == torch.float32
+    capture = Capture([Site(1, "mlp")])
+    audio = MusicgenRunner(loaded, GenerationSettings(seconds=0.5)).generate(
+        ["Compose a happy jazz piece.", "Compose a groovy pop piece."],
+        edits=[RowEdit(Site(1, "mlp"), ADD, torch.ones(64)), None], capture=capture)
+    assert audio.shape == (2, 16000) and torch.isfinite(audio).all()
+    assert capture.row_means(Site(1, "mlp")).dtype == torch.float32
