@@ -62,11 +62,15 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     config._mgbench.plan([case for case in params if isinstance(case, Case)])
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Remember each case's outcome for bench.csv and the report."""
+    report = yield
     if report.when == "call" or (report.when == "setup" and report.skipped):
         props = dict(report.user_properties)
         if "mgbench_case" in props:
-            BenchState.outcomes[props["mgbench_case"]] = report.outcome
+            item.config._mgbench.outcomes[props["mgbench_case"]] = report.outcome
+    return report
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -97,8 +101,6 @@ def bench_record(request: pytest.FixtureRequest):
 class BenchState:
     """Options, plan, computed tables and recorded metrics of one pytest session."""
 
-    outcomes: dict[str, str] = {}
-
     def __init__(self, config: pytest.Config):
         self.config = config
         self.gpu = config.getoption("--gpu", False)
@@ -111,6 +113,7 @@ class BenchState:
         self.tables: dict[str, dict[str, pd.DataFrame]] = {}
         self.records: list[dict] = []
         self.metrics: dict[str, dict[str, float]] = {}
+        self.outcomes: dict[str, str] = {}  # case id -> passed / failed / skipped
 
     def settings(self, size: str) -> dict:
         defaults = TINY_DEFAULTS if size == "tiny" else PAPER_DEFAULTS
