@@ -23,6 +23,9 @@ from .paths import atomic_write_bytes
 from .tiny import TINY_VERSION
 
 TINY_DEFAULTS = {"prompts": 2, "seconds": 1.0}
+#: bench.csv's columns: one row per (case, metric)
+RECORD_COLUMNS = ["case", "experiment", "size", "concept", "technique", "original", "desired", "layer", "component",
+                  "pair_type", "claim", "metric", "value", "low", "high", "source", "outcome"]
 PAPER_DEFAULTS = {"prompts": 100, "seconds": 4.0}
 
 
@@ -184,7 +187,7 @@ class BenchState:
 
         out = Path(self.config.getoption("--results", "results/bench"))
         out.mkdir(parents=True, exist_ok=True)
-        records = pd.DataFrame(self.records)
+        records = pd.DataFrame(self.records).reindex(columns=RECORD_COLUMNS)
         records["outcome"] = records["case"].map(self.outcomes).fillna("not run")
         records.to_csv(out / "bench.csv", index=False)
         for size, tables in self.tables.items():

@@ -104,6 +104,7 @@ def _claim_row(claim: str, model: str, verdict, doc: "str | None") -> dict:
 def _bench(bench: pd.DataFrame) -> list[Block]:
     if bench.empty:
         return []
+    bench = bench.reindex(columns=sorted(set(bench.columns) | {"low", "high", "source", "outcome"}))
     cases = bench.drop_duplicates("case")
     counts = cases.groupby(["experiment", "outcome"]).size().unstack(fill_value=0)
     failed = bench[(bench.outcome == "failed") & bench.low.notna()

@@ -65,6 +65,7 @@ class Session:
     def __init__(self, config: RunConfig):
         self.config = config
         self.concepts: ConceptSet = load_concepts(config.concepts_file)
+        self._passes: dict[str, ConceptPass] = {}  # in memory after the first read or computation
 
     @cached_property
     def musicgen(self) -> LoadedMusicgen:
@@ -111,7 +112,12 @@ class Session:
         return [range(i, min(i + self.batch_size, n)) for i in range(0, n, self.batch_size)]
 
     def concept_pass(self, concept: Concept) -> ConceptPass:
-        """Baseline clips of a concept's prompts, with every site's mean captured (cached)."""
+        """Baseline clips of a concept's prompts, with every site's mean captured (cached on disk and in memory)."""
+        if concept.name not in self._passes:
+            self._passes[concept.name] = self._load_or_compute_pass(concept)
+        return self._passes[concept.name]
+
+    def _load_or_compute_pass(self, concept: Concept) -> ConceptPass:
         cached = self.store.load_tensors(f"pass-{concept.name}", {"concept": concept.name})
         if cached is not None:
             return _unpack(cached)

@@ -79,6 +79,15 @@ def test_report_builds_with_figures_claims_and_valid_links(tmp_path):
     assert parser.links and all((tmp_path / "report" / link).exists() for link in parser.links)
 
 
+def test_report_of_a_speed_only_bench(tmp_path):
+    results = tmp_path / "res"
+    results.mkdir()
+    pd.DataFrame([{"case": "speed-tiny-cpu", "experiment": "speed", "metric": "speedup_vs_naive", "value": 5.0,
+                   "outcome": "passed"}]).to_csv(results / "bench.csv", index=False)
+    md = build_report(results, expectations_dir=EXPECTATIONS)[0].read_text()
+    assert "speedup_vs_naive" in md and "## Bench outcome" in md
+
+
 def test_diff_shows_exactly_the_perturbed_aggregates(tmp_path):
     original = make_results(tmp_path / "a")
     assert diff_results(load_results(original), load_results(shutil.copytree(original, tmp_path / "b"))).empty
