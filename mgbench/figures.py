@@ -60,7 +60,8 @@ def decoderlens_figure(dl: pd.DataFrame, model: str, rules: list[dict], path: Pa
             for rule in _rules(rules, experiment="decoderlens", size=model, concept=concept):
                 _draw_reading(ax, rule, color)
         ax.set(title=f"{category}s ({model})", xlabel="layer", ylabel="NDCG")
-        ax.legend(fontsize=7)
+        if ax.lines:
+            ax.legend(fontsize=7)
     fig.suptitle("DecoderLens recognizability (shaded and diamonds: the paper's Figure 2 readings)")
     _save(fig, path)
     return table

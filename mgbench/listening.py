@@ -8,6 +8,7 @@ import pandas as pd
 
 from .audio import write_wav
 from .interventions import InterventionRows
+from .paths import atomic_write_with
 from .session import Session
 
 
@@ -35,23 +36,18 @@ def write_examples(session: Session, interventions: pd.DataFrame, out: Path, pro
     prompt_text = [session.prompts(r.original)[r.prompt_id] for r in picks.itertuples()]
     base_keys = sorted({(r.original, r.prompt_id) for r in picks.itertuples()})
     rate = session.musicgen.sample_rate
-    paths, baseline_paths = [], {}
-    for start in range(0, len(picks), session.batch_size):
-        audio = session.runner.generate(prompt_text[start:start + session.batch_size],
-                                        edits=edits[start:start + session.batch_size])
-        for r, clip in zip(picks.iloc[start:start + session.batch_size].itertuples(), audio):
-            rel = Path("audio") / f"{r.original}-to-{r.desired}" / (
-                f"{r.kind}-{r.technique}-L{r.layer}.{r.component}-p{r.prompt_id}.wav")
-            write_wav(out / rel, clip, rate)
-            paths.append(str(rel))
-    for start in range(0, len(base_keys), session.batch_size):
-        chunk = base_keys[start:start + session.batch_size]
-        audio = session.runner.generate([session.prompts(c)[p] for c, p in chunk])
-        for (concept, prompt_id), clip in zip(chunk, audio):
-            rel = Path("audio") / "baselines" / f"{concept}-p{prompt_id}.wav"
-            write_wav(out / rel, clip, rate)
-            baseline_paths[(concept, prompt_id)] = str(rel)
+    paths = []
+    for r, clip in zip(picks.itertuples(), session.generate(prompt_text, edits)):
+        rel = Path("audio") / f"{r.original}-to-{r.desired}" / (
+            f"{r.kind}-{r.technique}-L{r.layer}.{r.component}-p{r.prompt_id}.wav")
+        write_wav(out / rel, clip, rate)
+        paths.append(str(rel))
+    baseline_paths = {}
+    for (concept, prompt_id), clip in zip(base_keys, session.generate([session.prompts(c)[p] for c, p in base_keys])):
+        rel = Path("audio") / "baselines" / f"{concept}-p{prompt_id}.wav"
+        write_wav(out / rel, clip, rate)
+        baseline_paths[(concept, prompt_id)] = str(rel)
     index = picks.assign(prompt=prompt_text, path=paths,
                          baseline_path=[baseline_paths[(r.original, r.prompt_id)] for r in picks.itertuples()])
-    index.to_csv(out / "audio" / "examples.csv", index=False)
+    atomic_write_with(out / "audio" / "examples.csv", lambda tmp: index.to_csv(tmp, index=False))
     return index

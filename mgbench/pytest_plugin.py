@@ -170,12 +170,11 @@ class BenchState:
             session, needs, n = self.session(size), self.needs.get(size, Needs()), self.settings(size)["prompts"]
             wanted_dl = pd.DataFrame([(c, layer, p) for c, layer in sorted(needs.decoderlens) for p in range(n)],
                                      columns=DL_IDS)
-            wanted_iv = pd.DataFrame([(*k, p) for k in sorted(needs.interventions) for p in range(n)],
-                                     columns=["technique", "original", "desired", "layer", "component", "prompt_id"])
+            wanted_iv = pd.DataFrame([(*k, p) for k in sorted(needs.interventions) for p in range(n)], columns=IV_IDS)
             self.tables[size] = {
                 "decoderlens": run_decoderlens(session, wanted_dl) if len(wanted_dl) else pd.DataFrame(),
                 "similarity": run_similarity(session, sorted(needs.similarity)),
-                "interventions": run_interventions(session, wanted_iv[IV_IDS]) if len(wanted_iv) else pd.DataFrame(),
+                "interventions": run_interventions(session, wanted_iv) if len(wanted_iv) else pd.DataFrame(),
             }
         return self.tables[size]
 

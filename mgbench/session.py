@@ -111,6 +111,12 @@ class Session:
         """Index ranges of at most ``batch_size`` rows."""
         return [range(i, min(i + self.batch_size, n)) for i in range(0, n, self.batch_size)]
 
+    def generate(self, prompts: list[str], edits: "list | None" = None) -> torch.Tensor:
+        """Clips for any number of prompts (with optional per-prompt edits), ``batch_size`` rows per call."""
+        return torch.cat([self.runner.generate([prompts[i] for i in rows],
+                                               edits=None if edits is None else [edits[i] for i in rows])
+                          for rows in self.batches(len(prompts))])
+
     def concept_pass(self, concept: Concept) -> ConceptPass:
         """Baseline clips of a concept's prompts, with every site's mean captured (cached on disk and in memory)."""
         if concept.name not in self._passes:
