@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from mgbench.interventions import InterventionRows, intervention_grid
-from mgbench.perf import SHAPES, gpu_kind, hardware_limit
-from mgbench.resume import chunks
-from mgbench.runner import GenerationSettings
-from mgbench.session import RunConfig, Session
-from mgbench.sites import all_sites
+from mgbench.experiments.interventions import InterventionRows, intervention_grid
+from mgbench.experiments.resume import chunks
+from mgbench.experiments.session import RunConfig, Session
+from mgbench.model.architectures import SHAPES
+from mgbench.model.cost import gpu_kind, hardware_limit
+from mgbench.model.runner import GenerationSettings
+from mgbench.model.sites import all_sites
 
 CONCEPTS = ["guitar", "piano", "jazz"]
 

@@ -1,3 +1,55 @@
-"""mgbench: a benchmark and regression suite for the inner mechanisms of MusicGen."""
+"""mgbench: a benchmark and regression suite for the inner mechanisms of MusicGen.
+
+The package reads from the bottom up (imports only point down; ``tests/test_architecture.py``
+checks it):
+
+- ``errors``, ``paths``: user-facing errors; the home folder and atomic writes;
+- ``concepts``: what is measured (concepts, prompts, AudioSet labels);
+- ``model``, ``classify``: the engine (MusicGen with edits and captures at sites) and the classifiers;
+- ``experiments``: DecoderLens, self-similarity and interventions as tidy tables, cached and resumable;
+- ``suite``: bench cases, expected ranges and the paper's claims;
+- ``report``: results folders, figures, listening examples, diffs, the rendered report;
+- ``cli``, ``pytest_plugin``: the ``mgbench`` command and the bench suite's pytest wiring.
+
+The public API below is imported lazily, so ``import mgbench`` stays cheap (no torch until used).
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+#: public name -> module that defines it
+_API = {
+    "MgbenchError": "mgbench.errors",
+    "Concept": "mgbench.concepts.concept_set",
+    "ConceptSet": "mgbench.concepts.concept_set",
+    "load_concepts": "mgbench.concepts.concept_set",
+    "LoadedMusicgen": "mgbench.model.loading",
+    "load_musicgen": "mgbench.model.loading",
+    "GenerationSettings": "mgbench.model.runner",
+    "MusicgenRunner": "mgbench.model.runner",
+    "Site": "mgbench.model.sites",
+    "load_classifier": "mgbench.classify.loading",
+    "RunConfig": "mgbench.experiments.session",
+    "Session": "mgbench.experiments.session",
+    "Selection": "mgbench.experiments.pipeline",
+    "run_selection": "mgbench.experiments.pipeline",
+    "run_decoderlens": "mgbench.experiments.decoderlens",
+    "run_similarity": "mgbench.experiments.decoderlens",
+    "run_interventions": "mgbench.experiments.interventions",
+    "load_results": "mgbench.report.results",
+    "build_report": "mgbench.report.render",
+}
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> object:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'mgbench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

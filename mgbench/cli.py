@@ -13,7 +13,7 @@ TINY_PROMPTS, TINY_SECONDS = 2, 1.0
 
 
 def _concepts(args: argparse.Namespace):
-    from .concepts import load_concepts
+    from .concepts.concept_set import load_concepts
 
     return load_concepts(args.concepts_file)
 
@@ -36,7 +36,8 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List the known model names and whether each is available offline."""
-    from .models import HUB_NAMES, MODEL_NAMES, is_available, resolve_source
+    from .model.architectures import HUB_NAMES
+    from .model.loading import MODEL_NAMES, is_available, resolve_source
 
     names = [args.name] if args.name else list(MODEL_NAMES)
     for name in names:
@@ -48,9 +49,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Generate one clip per prompt and write WAV files."""
-    from .audio import write_wav
-    from .models import load_musicgen
-    from .runner import GenerationSettings, MusicgenRunner
+    from .model.loading import load_musicgen
+    from .model.runner import GenerationSettings, MusicgenRunner
+    from .report.audio import write_wav
 
     loaded = load_musicgen(args.model, device=args.device, allow_download=args.download)
     runner = MusicgenRunner(loaded, GenerationSettings(seconds=args.seconds, seed=args.seed))
@@ -65,9 +66,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _run_setup(args: argparse.Namespace):
     """The session and selection that ``run`` and ``plan`` share."""
-    from .pipeline import Selection, parse_layers
-    from .runner import GenerationSettings
-    from .session import RunConfig, Session
+    from .experiments.pipeline import Selection, parse_layers
+    from .experiments.session import RunConfig, Session
+    from .model.runner import GenerationSettings
 
     tiny = args.model == "tiny"
     config = RunConfig(
@@ -88,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the experiments and write tidy tables and a summary (resumes from the cache)."""
     from dataclasses import asdict
 
-    from .pipeline import run_info, run_selection, summarize, write_tables
+    from .experiments.pipeline import run_info, run_selection, summarize, write_tables
 
     session, selection = _run_setup(args)
     tables = run_selection(session, selection)
@@ -101,12 +102,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     written.append(out / "summary.md")
     if "interventions" in tables and args.listen > 0:
-        from .listening import write_examples
+        from .report.listening import write_examples
 
         examples = write_examples(session, tables["interventions"], out, prompts=args.listen)
         written += [out / p for p in [*examples.path, *sorted(set(examples.baseline_path))]]
     if not args.no_report:
-        from .report import build_report
+        from .report.render import build_report
 
         written += build_report(out)
     for path in written:
@@ -116,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Build report.md and report.html (with figures) from a results folder."""
-    from .report import build_report
+    from .report.render import build_report
 
     for path in build_report(args.results, out=args.out, baseline=args.baseline):
         print(path)
@@ -125,7 +126,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Print the clips a run needs, its projected time on this device and the disk its caches need."""
-    from .planning import make_plan, paper_generations, scaled_rate
+    from .experiments.planning import make_plan, paper_generations, scaled_rate
 
     session, selection = _run_setup(args)
     plan = make_plan(session, selection)
@@ -196,9 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """Arguments of ``run`` (and of ``plan``, which takes the same)."""
-    from .interventions import TECHNIQUES
-    from .pipeline import EXPERIMENTS
-    from .sites import PAPER_COMPONENTS
+    from .experiments.interventions import TECHNIQUES
+    from .experiments.pipeline import EXPERIMENTS
+    from .model.sites import PAPER_COMPONENTS
 
     add_generation_args(p, seconds=None)
     p.add_argument("--experiments", default=",".join(EXPERIMENTS), help="comma list of " + ", ".join(EXPERIMENTS))

@@ -14,6 +14,15 @@ def mgbench_home() -> Path:
     return Path(os.environ.get("MGBENCH_HOME") or Path.home() / ".cache" / "mgbench")
 
 
+#: Bump when a tiny model's architecture or build changes: cached folders of older versions are ignored.
+TINY_VERSION = 3
+
+
+def tiny_folder(kind: str, seed: int) -> Path:
+    """Where the tiny model ``kind`` (``musicgen``, ``passt``) built from ``seed`` is cached."""
+    return mgbench_home() / "tiny" / f"{kind}-s{seed}-v{TINY_VERSION}"
+
+
 def _umask_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)

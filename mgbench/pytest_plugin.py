@@ -15,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .cases import EXPERIMENTS, REAL_SIZES, Case, Needs, add_needs, case_metrics, enumerate_cases
-from .claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_precision
-from .concepts import load_concepts
-from .expectations import Expectations
-from .paths import atomic_write_bytes
-from .tiny import TINY_VERSION
+from .concepts.concept_set import load_concepts
+from .model.architectures import REAL_SIZES
+from .paths import TINY_VERSION, atomic_write_bytes
+from .suite.cases import EXPERIMENTS, Case, Needs, add_needs, case_metrics, enumerate_cases
+from .suite.claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_precision
+from .suite.expectations import Expectations
 
 TINY_DEFAULTS = {"prompts": 2, "seconds": 1.0}
 #: bench.csv's columns: one row per (case, metric)
@@ -136,8 +136,9 @@ class BenchState:
             return None
         import torch
 
-        from .classifiers import passt_checkpoint_path
-        from .models import HUB_NAMES, is_available, missing_weights_message
+        from .classify.passt import passt_checkpoint_path
+        from .model.architectures import HUB_NAMES
+        from .model.loading import is_available, missing_weights_message
 
         if not torch.cuda.is_available():
             return "--gpu was given but torch sees no CUDA device"
@@ -149,8 +150,8 @@ class BenchState:
 
     def session(self, size: str):
         if size not in self.sessions:
-            from .runner import GenerationSettings
-            from .session import RunConfig, Session
+            from .experiments.session import RunConfig, Session
+            from .model.runner import GenerationSettings
 
             s = self.settings(size)
             self.sessions[size] = Session(RunConfig(
@@ -162,10 +163,10 @@ class BenchState:
     def size_tables(self, size: str) -> dict[str, pd.DataFrame]:
         """Compute (once) everything the selected cases of ``size`` need."""
         if size not in self.tables:
-            from .decoderlens import IDS as DL_IDS
-            from .decoderlens import run_decoderlens, run_similarity
-            from .interventions import IDS as IV_IDS
-            from .interventions import run_interventions
+            from .experiments.decoderlens import IDS as DL_IDS
+            from .experiments.decoderlens import run_decoderlens, run_similarity
+            from .experiments.interventions import IDS as IV_IDS
+            from .experiments.interventions import run_interventions
 
             session, needs, n = self.session(size), self.needs.get(size, Needs()), self.settings(size)["prompts"]
             wanted_dl = pd.DataFrame([(c, layer, p) for c, layer in sorted(needs.decoderlens) for p in range(n)],
@@ -180,9 +181,9 @@ class BenchState:
 
     def finish(self) -> None:
         """Write the bench results (and golden values with --update-expectations)."""
-        from .listening import write_examples
-        from .pipeline import run_info, write_tables
-        from .report import build_report
+        from .experiments.pipeline import run_info, write_tables
+        from .report.listening import write_examples
+        from .report.render import build_report
 
         out = Path(self.config.getoption("--results", "results/bench"))
         out.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from mgbench.concepts import load_concepts
-from mgbench.models import load_musicgen
-from mgbench.runner import GenerationSettings, MusicgenRunner
+from mgbench.concepts.concept_set import load_concepts
+from mgbench.model.loading import load_musicgen
+from mgbench.model.runner import GenerationSettings, MusicgenRunner
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mgbench.batching import OomBackoff, auto_batch_size, row_bytes
 from mgbench.errors import ConfigError
-from mgbench.perf import SHAPES, bytes_per_clip, flops_per_clip, gpu_kind, hardware_limit, steps
-from mgbench.session import RunConfig, Session
+from mgbench.experiments.session import RunConfig, Session
+from mgbench.model.architectures import SHAPES
+from mgbench.model.batching import OomBackoff, auto_batch_size, row_bytes
+from mgbench.model.cost import bytes_per_clip, flops_per_clip, gpu_kind, hardware_limit, steps
 
 
 def test_oom_backoff_halves_and_keeps_every_finished_piece():

@@ -84,3 +84,12 @@ def test_real_sizes_need_gpu(bench_dir):
     gpu = bench_dir.run("--gpu", "-k", "small-guitar-L0 and decoderlens", "-rs")
     gpu.assert_outcomes(skipped=1)
     assert "small: --gpu was given but torch sees no CUDA device" in gpu.output
+
+
+def test_default_expectations_are_the_checkouts_outside_it(tmp_path, monkeypatch):
+    from mgbench.suite.expectations import default_expectations_dir
+
+    monkeypatch.chdir(tmp_path)  # no ./expectations here: the folder beside the package
+    assert default_expectations_dir() == Path(__file__).resolve().parents[1] / "expectations"
+    (tmp_path / "expectations").mkdir()
+    assert default_expectations_dir() == tmp_path / "expectations"

@@ -3,8 +3,14 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from mgbench.claims import (MODEL_CLAIMS, instrument_beats_genre, large_replace_best_precision, last_layer_best,
-                            mlp_positive_attention_weaker, original_part_larger)
+from mgbench.suite.claims import (
+    MODEL_CLAIMS,
+    instrument_beats_genre,
+    large_replace_best_precision,
+    last_layer_best,
+    mlp_positive_attention_weaker,
+    original_part_larger,
+)
 
 
 def synthetic(mlp_by_layer=(1.0, 1.5, 1.6, 2.0), attn=-0.5, orig_share=0.9, instrument_bonus=0.5, model="small"):

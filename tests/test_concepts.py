@@ -3,9 +3,9 @@ import json
 import pandas as pd
 import pytest
 
-from mgbench.concepts import load_concepts, pair_type
+from mgbench.concepts.audioset import audioset_labels, label_index
+from mgbench.concepts.concept_set import load_concepts, pair_type
 from mgbench.errors import ConfigError, UnknownNameError
-from mgbench.labels import audioset_labels, label_index
 
 # Table 1 as AudioSet indices (shared/paper/README.md); the first label is the odds label.
 TABLE1 = {

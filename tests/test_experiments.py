@@ -2,15 +2,15 @@ import pandas as pd
 import pytest
 import torch
 
-from mgbench.decoderlens import decoderlens_grid, run_decoderlens, run_similarity
 from mgbench.errors import ConfigError, SiteError, UnknownNameError
-from mgbench.hooks import ADD, REPLACE, RowEdit
-from mgbench.interventions import intervention_grid, make_edit, run_interventions
-from mgbench.metrics import intervention_effect, ndcg, precision, self_similarity
-from mgbench.pipeline import Selection, parse_layers, run_selection
-from mgbench.runner import GenerationSettings
-from mgbench.session import RunConfig, Session
-from mgbench.sites import Site
+from mgbench.experiments.decoderlens import decoderlens_grid, run_decoderlens, run_similarity
+from mgbench.experiments.interventions import intervention_grid, make_edit, run_interventions
+from mgbench.experiments.metrics import intervention_effect, ndcg, precision, self_similarity
+from mgbench.experiments.pipeline import Selection, parse_layers, run_selection
+from mgbench.experiments.session import RunConfig, Session
+from mgbench.model.hooks import ADD, REPLACE, RowEdit
+from mgbench.model.runner import GenerationSettings
+from mgbench.model.sites import Site
 
 
 @pytest.fixture

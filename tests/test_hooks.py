@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mgbench.hooks import ADD, REPLACE, Capture, RowEdit, cut_decoder, edit_hooks, installed
-from mgbench.runner import GenerationSettings, MusicgenRunner
-from mgbench.sites import COMPONENT_MODULES, Site
+from mgbench.model.hooks import ADD, REPLACE, Capture, RowEdit, cut_decoder, edit_hooks, installed
+from mgbench.model.runner import GenerationSettings, MusicgenRunner
+from mgbench.model.sites import COMPONENT_MODULES, Site
 
 
 def _attention(attn, x, context, causal, context_mask=None):

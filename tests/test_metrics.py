@@ -8,7 +8,7 @@ from scipy.spatial.distance import cdist
 from scipy.stats import entropy
 from sklearn.metrics import ndcg_score
 
-from mgbench.metrics import intervention_effect, kl_divergence, log_odds, ndcg, precision, self_similarity
+from mgbench.experiments.metrics import intervention_effect, kl_divergence, log_odds, ndcg, precision, self_similarity
 
 logit_vectors = arrays(np.float64, 12, elements=st.floats(-20, 20, allow_nan=False))
 

@@ -3,10 +3,12 @@ import json
 import pytest
 import torch
 
-from mgbench import tiny as tiny_module
-from mgbench.classifiers import load_classifier, load_passt_folder, passt_checkpoint_path
+from mgbench.classify.loading import load_classifier
+from mgbench.classify.passt import load_passt_folder, passt_checkpoint_path
 from mgbench.errors import MissingWeightsError, UnknownNameError
-from mgbench.models import is_available, load_musicgen
+from mgbench.model import tiny as tiny_module
+from mgbench.model.loading import is_available, load_musicgen
+from mgbench.paths import tiny_folder
 
 
 @pytest.fixture
@@ -17,7 +19,7 @@ def fresh_home(tmp_path, monkeypatch):
 
 def test_tiny_musicgen_round_trips_and_is_deterministic(fresh_home, tiny):
     rebuilt = load_musicgen("tiny")  # built afresh in a new home, saved, and loaded with from_pretrained
-    folder = tiny_module.tiny_folder("musicgen", 0)
+    folder = tiny_folder("musicgen", 0)
     assert folder.parent.parent == fresh_home and (folder / "model.safetensors").is_file()
     ours, theirs = rebuilt.model.state_dict(), tiny.model.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
@@ -32,7 +34,7 @@ def test_tiny_passt_round_trips(fresh_home):
     audio = torch.randn(3, 32000 * 2) * 0.1
     logits = classifier.logits(audio, 32000)
     assert logits.shape == (3, 527) and torch.isfinite(logits).all()
-    folder = tiny_module.tiny_folder("passt", 0)
+    folder = tiny_folder("passt", 0)
     again = load_passt_folder(folder).logits(audio, 32000)
     torch.testing.assert_close(logits, again)
     assert json.loads((folder / "config.json").read_text())["classifier"] == "passt"
@@ -52,7 +54,7 @@ def test_interrupted_build_leaves_nothing(fresh_home, monkeypatch):
 
 
 def test_missing_weights_are_clear_errors(tmp_path, monkeypatch):
-    monkeypatch.setattr("mgbench.models.cached_snapshot", lambda repo: None)
+    monkeypatch.setattr("mgbench.model.loading.cached_snapshot", lambda repo: None)
     with pytest.raises(MissingWeightsError, match="'facebook/musicgen-small' are not in the local Hugging Face cache"
                                                   ".*hf download facebook/musicgen-small"):
         load_musicgen("small")
@@ -73,9 +75,9 @@ def test_unknown_names_are_clear_errors():
 
 
 def test_half_precision_decoder_runs_with_edits_and_captures():
-    from mgbench.hooks import ADD, Capture, RowEdit
-    from mgbench.runner import GenerationSettings, MusicgenRunner
-    from mgbench.sites import Site
+    from mgbench.model.hooks import ADD, Capture, RowEdit
+    from mgbench.model.runner import GenerationSettings, MusicgenRunner
+    from mgbench.model.sites import Site
 
     loaded = load_musicgen("tiny", dtype=torch.bfloat16)
     assert next(loaded.model.decoder.parameters()).dtype == torch.bfloat16

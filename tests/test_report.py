@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from mgbench.diff import diff_results
-from mgbench.listening import pick_examples
-from mgbench.pipeline import write_tables
-from mgbench.report import build_report
-from mgbench.results import load_results
+from mgbench.experiments.pipeline import write_tables
+from mgbench.report.diff import diff_results
+from mgbench.report.listening import pick_examples
+from mgbench.report.render import build_report
+from mgbench.report.results import load_results
 
 EXPECTATIONS = Path(__file__).resolve().parents[1] / "expectations"
 CONCEPTS = {"guitar": "instrument", "piano": "instrument", "jazz": "genre", "edm": "genre"}

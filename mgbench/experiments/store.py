@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .paths import atomic_write_bytes, atomic_write_with
+from ..paths import atomic_write_bytes, atomic_write_with
 
 
 def key_hash(key: dict) -> str:

@@ -14,12 +14,12 @@ from collections.abc import Callable
 import pandas as pd
 import torch
 
-from .concepts import pair_type
-from .hooks import ADD, REPLACE, RowEdit
+from ..concepts.concept_set import pair_type
+from ..model.hooks import ADD, REPLACE, RowEdit
+from ..model.sites import Site
 from .metrics import intervention_effect, precision
 from .resume import chunks, fill_table
 from .session import Session
-from .sites import Site
 
 #: technique -> f(original mean, desired mean) -> (edit mode, vector); add new techniques here.
 TECHNIQUES: dict[str, Callable[[torch.Tensor, torch.Tensor], tuple[str, torch.Tensor]]] = {

@@ -1,8 +1,7 @@
-"""AudioSet classifiers: waveforms in, 527 logits out.
+"""PaSST, the paper's AudioSet classifier (hear21passt's PaSST-S SWA, ``passt_s_swa_p16_128_ap476``).
 
-``passt`` is the paper's classifier (hear21passt's PaSST-S SWA, ``passt_s_swa_p16_128_ap476``);
-``tiny`` is the same code (hear21passt's ``PaSST`` and ``AugmentMelSTFT``) at a small size with
-random weights, for offline runs. Any other classifier only needs the ``AudioClassifier`` interface.
+The pretrained checkpoint is loaded through hear21passt; PaSSTs of other sizes (the tiny one) are
+hear21passt's ``PaSST`` and ``AugmentMelSTFT`` saved to and loaded from a folder of safetensors.
 """
 
 from __future__ import annotations
@@ -12,34 +11,20 @@ import io
 import json
 import warnings
 from pathlib import Path
-from typing import Protocol
 
 import torch
 
-from .errors import MissingWeightsError, unknown
-from .labels import NUM_CLASSES
+from ..concepts.audioset import NUM_CLASSES
+from ..errors import MissingWeightsError
 
 PASST_ARCH = "passt_s_swa_p16_128_ap476"
 PASST_URL = "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt"
-CLASSIFIER_NAMES = ("passt", "tiny")
 #: hear21passt.base.get_basic_model's mel front end (32 kHz, 128 mels, 10 ms hop).
 MEL_SETTINGS = dict(n_mels=128, sr=32000, win_length=800, hopsize=320, n_fft=1024, freqm=48, timem=192, htk=False,
                     fmin=0.0, fmax=None, norm=1, fmin_aug_range=10, fmax_aug_range=2000)
 #: PaSST-S geometry (10 s input grid, patch 16, stride 10, distilled head); ``tiny`` shrinks only width and depth.
 PASST_GEOMETRY = dict(img_size=(128, 998), patch_size=16, stride=(10, 10), in_chans=1, num_classes=NUM_CLASSES,
                       distilled=True)
-
-
-class AudioClassifier(Protocol):
-    """Anything that turns mono waveforms into AudioSet logits."""
-
-    name: str
-    identity: str
-    sample_rate: int
-
-    def logits(self, waveforms: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        """``(batch, samples)`` mono audio at ``sample_rate`` -> ``(batch, 527)`` float32 logits."""
-        ...
 
 
 class PasstClassifier:
@@ -115,7 +100,7 @@ def load_passt_folder(folder: "str | Path") -> PasstClassifier:
         state = load_file(str(folder / "model.safetensors"))
     except (OSError, ValueError) as e:
         raise MissingWeightsError(f"cannot load a classifier from {folder} ({e}); it needs config.json and "
-                                  "model.safetensors as written by mgbench.classifiers.save_passt") from None
+                                  "model.safetensors as written by mgbench.classify.passt.save_passt") from None
     wrapper = passt_wrapper(config["net"])
     wrapper.load_state_dict(state)
     return PasstClassifier(wrapper, name=folder.name, identity=f"{folder.name}")
@@ -126,24 +111,16 @@ def passt_checkpoint_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / PASST_URL.rsplit("/", 1)[-1]
 
 
-def load_classifier(name: str = "tiny", device: str = "cpu") -> PasstClassifier:
-    """Load an AudioSet classifier: ``passt`` (paper), ``tiny`` (offline) or a folder saved by ``save_passt``."""
-    if name == "tiny":
-        from .tiny import tiny_passt_folder
+def load_pretrained_passt() -> PasstClassifier:
+    """The paper's PaSST-S SWA from hear21passt's (timm's) cache; a clear error when it is not there."""
+    checkpoint = passt_checkpoint_path()
+    if not checkpoint.is_file():
+        raise MissingWeightsError(
+            f"PaSST weights are not cached at {checkpoint}. Download {PASST_URL} on a machine with internet "
+            f"and put it there (or run `python -c \"import hear21passt.base as b; b.load_model(mode='logits')\"`"
+            f" there and copy {checkpoint.parent}); TORCH_HOME moves the cache.")
+    from hear21passt.base import get_basic_model
 
-        return load_passt_folder(tiny_passt_folder()).to(device)
-    if name == "passt":
-        checkpoint = passt_checkpoint_path()
-        if not checkpoint.is_file():
-            raise MissingWeightsError(
-                f"PaSST weights are not cached at {checkpoint}. Download {PASST_URL} on a machine with internet "
-                f"and put it there (or run `python -c \"import hear21passt.base as b; b.load_model(mode='logits')\"`"
-                f" there and copy {checkpoint.parent}); TORCH_HOME moves the cache.")
-        from hear21passt.base import get_basic_model
-
-        with _quiet():
-            wrapper = get_basic_model(mode="logits", arch=PASST_ARCH)
-        return PasstClassifier(wrapper, name="passt", identity=f"{PASST_ARCH}").to(device)
-    if Path(name).is_dir():
-        return load_passt_folder(name).to(device)
-    raise unknown("classifier", name, CLASSIFIER_NAMES, "Or pass a folder written by mgbench.classifiers.save_passt")
+    with _quiet():
+        wrapper = get_basic_model(mode="logits", arch=PASST_ARCH)
+    return PasstClassifier(wrapper, name="passt", identity=f"{PASST_ARCH}")

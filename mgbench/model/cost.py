@@ -8,36 +8,10 @@ the limit is the larger of compute time and memory time. See docs/performance.md
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .architectures import DecoderShape
 
 #: Dense peak (FLOP/s, 16-bit tensor cores) and memory bandwidth (bytes/s) from the vendors' data sheets.
 GPU_PEAKS = {"H200": (989e12, 4.8e12), "H100": (989e12, 3.35e12), "A100": (312e12, 2.0e12), "L40S": (362e12, 0.864e12)}
-
-
-@dataclass(frozen=True)
-class DecoderShape:
-    layers: int
-    hidden: int
-    ffn: int
-    codebooks: int = 4
-    vocab: int = 2048
-    text_tokens: int = 24  # typical prompt length in T5 tokens
-
-    @property
-    def weights(self) -> int:
-        """Decoder weights multiplied per generated token: self-attention (4 d^2), cross-attention query and
-        output (2 d^2; its keys and values are cached), MLP, codebook heads."""
-        per_layer = 6 * self.hidden**2 + 2 * self.hidden * self.ffn
-        return self.layers * per_layer + self.codebooks * self.vocab * self.hidden
-
-    @property
-    def cross_kv_weights(self) -> int:
-        """Weights applied once per text token: the cross-attention key and value projections."""
-        return self.layers * 2 * self.hidden**2
-
-
-SHAPES = {"small": DecoderShape(24, 1024, 4096), "medium": DecoderShape(48, 1536, 6144),
-          "large": DecoderShape(48, 2048, 8192), "tiny": DecoderShape(4, 64, 256)}
 
 
 def steps(seconds: float, frame_rate: int = 50, codebooks: int = 4) -> int:

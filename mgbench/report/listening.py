@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..experiments.interventions import InterventionRows
+from ..experiments.session import Session
+from ..paths import atomic_write_with
 from .audio import write_wav
-from .interventions import InterventionRows
-from .paths import atomic_write_with
-from .session import Session
 
 
 def pick_examples(interventions: pd.DataFrame, prompts: int = 3) -> pd.DataFrame:

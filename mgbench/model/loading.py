@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .errors import MissingWeightsError, unknown
+from ..errors import MissingWeightsError, unknown
+from .architectures import HUB_NAMES
+from .quiet import quiet_transformers
+from .tiny import tiny_musicgen_folder
 
-HUB_NAMES = {
-    "small": "facebook/musicgen-small",
-    "medium": "facebook/musicgen-medium",
-    "large": "facebook/musicgen-large",
-}
 MODEL_NAMES = ("tiny", *HUB_NAMES)
 
 
@@ -58,8 +54,6 @@ class LoadedMusicgen:
 def resolve_source(name: str) -> str:
     """Map a model name to what ``from_pretrained`` takes: a local folder or a hub id."""
     if name == "tiny":
-        from .tiny import tiny_musicgen_folder
-
         return str(tiny_musicgen_folder())
     if name in HUB_NAMES:
         return HUB_NAMES[name]
@@ -138,21 +132,6 @@ def _cast_text_states(dtype: torch.dtype):
         return args, kwargs
 
     return hook
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' harmless pad-token config warnings and progress bars for the block."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
 
 
 def model_identity(name: str, source: str) -> str:

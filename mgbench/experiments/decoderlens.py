@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from .labels import label_names
+from ..concepts.audioset import label_names
 from .metrics import ndcg, self_similarity
 from .resume import chunks, fill_table
 from .session import Session

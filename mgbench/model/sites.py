@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import SiteError, unknown
+from ..errors import SiteError, unknown
 
 COMPONENT_MODULES = {"self_attn": "self_attn", "cross_attn": "encoder_attn", "mlp": "fc2", "resid": ""}
 #: The components the paper intervenes on.

@@ -8,7 +8,7 @@ from importlib import resources
 
 import pandas as pd
 
-from .errors import unknown
+from ..errors import unknown
 
 NUM_CLASSES = 527
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .hooks import Capture, RowEdit, cut_decoder, edit_hooks, installed
-from .models import LoadedMusicgen
+from .loading import LoadedMusicgen
 from .sampling import CommonNoiseSampler, SamplerLastList, prompt_key
 
 

@@ -10,15 +10,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..concepts.concept_set import ConceptSet, pair_type
+from ..experiments.interventions import TECHNIQUES
+from ..model.architectures import NUM_LAYERS, REAL_SIZES
+from ..model.sites import PAPER_COMPONENTS, all_sites
 from .claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS
-from .concepts import ConceptSet, pair_type
-from .interventions import TECHNIQUES
-from .sites import PAPER_COMPONENTS, all_sites
-from .tiny import TINY_DECODER
 
-#: decoder layers per size (shared/paper/README.md); tiny from its build settings
-NUM_LAYERS = {"tiny": TINY_DECODER["num_hidden_layers"], "small": 24, "medium": 48, "large": 48}
-REAL_SIZES = ("small", "medium", "large")
 PAIR_TYPES = ("instrument->instrument", "genre->genre", "instrument->genre", "genre->instrument")
 EXPERIMENTS = ("decoderlens", "similarity", "intervention", "profile", "pair_type", "claim")
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .batching import OomBackoff
+from ..model.batching import OomBackoff
 from .store import ResultStore
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..paths import atomic_write_bytes
+from ..suite.claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_precision
+from ..suite.expectations import Expectations, default_expectations_dir
 from . import figures
-from .claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_precision
 from .diff import diff_results
-from .expectations import Expectations, default_expectations_dir
-from .paths import atomic_write_bytes
 from .results import Results, load_results
 
 Block = tuple

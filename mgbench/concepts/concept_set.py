@@ -14,8 +14,8 @@ from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
-from .errors import ConfigError, unknown
-from .labels import label_index
+from ..errors import ConfigError, unknown
+from .audioset import label_index
 
 
 @dataclass(frozen=True)

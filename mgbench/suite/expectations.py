@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..paths import atomic_write_bytes
 from .cases import Case
-from .paths import atomic_write_bytes
 
 #: Tiny golden tolerance: relative part, and absolute part per metric. Same machine, same wheels give
 #: bit-identical numbers; the slack absorbs float noise from other BLAS builds, not real changes.
@@ -38,7 +38,7 @@ class Range:
 def default_expectations_dir() -> Path:
     """``./expectations`` when it exists (a checkout), else the one beside the installed package."""
     here = Path.cwd() / "expectations"
-    return here if here.is_dir() else Path(__file__).resolve().parents[1] / "expectations"
+    return here if here.is_dir() else Path(__file__).resolve().parents[2] / "expectations"
 
 
 def _in_layers(spec: str, layer: int) -> bool:

@@ -7,16 +7,16 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .cases import NUM_LAYERS
+from ..model.architectures import NUM_LAYERS, SHAPES
+from ..model.cost import flops_per_clip
+from ..model.sites import all_sites
 from .decoderlens import IDS as DL_IDS
 from .decoderlens import decoderlens_grid
 from .interventions import IDS as IV_IDS
 from .interventions import InterventionRows, intervention_grid
-from .perf import SHAPES, flops_per_clip
 from .pipeline import Selection
 from .resume import missing_rows
 from .session import Session
-from .sites import all_sites
 
 ROW_BYTES = 160  # one parquet result row, measured on tiny runs (compressed columns)
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pandas as pd
 import torch
 
-from .models import LoadedMusicgen
+from .loading import LoadedMusicgen
 
 CPU_CAP, CUDA_CAP = 256, 2048
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .paths import atomic_write_with
+from ..paths import atomic_write_with
 
 
 def write_wav(path: Path, audio: torch.Tensor, sample_rate: int) -> None:

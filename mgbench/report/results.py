@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 TABLES = ("decoderlens", "similarity", "interventions")
 

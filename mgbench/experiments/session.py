@@ -11,19 +11,18 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
-from .batching import auto_batch_size
-from .classifiers import load_classifier
-from .concepts import Concept, ConceptSet, load_concepts
-from .errors import ConfigError
-from .hooks import Capture
+from .. import __version__
+from ..classify.loading import load_classifier
+from ..concepts.concept_set import Concept, ConceptSet, load_concepts
+from ..errors import ConfigError
+from ..model.batching import auto_batch_size
+from ..model.hooks import Capture
+from ..model.loading import LoadedMusicgen, load_musicgen
+from ..model.runner import GenerationSettings, MusicgenRunner
+from ..model.sites import PAPER_COMPONENTS, Site, all_sites
+from ..paths import mgbench_home
 from .metrics import ODDS
-from .models import LoadedMusicgen, load_musicgen
-from .paths import mgbench_home
-from .runner import GenerationSettings, MusicgenRunner
-from .sites import PAPER_COMPONENTS, Site, all_sites
 from .store import ResultStore
-
 
 DTYPES = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
+from .. import __version__
+from ..errors import ConfigError, unknown
+from ..model.sites import COMPONENT_MODULES, PAPER_COMPONENTS, all_sites
+from ..paths import atomic_write_bytes, atomic_write_with
 from .decoderlens import decoderlens_grid, run_decoderlens, run_similarity
-from .errors import ConfigError, unknown
 from .interventions import TECHNIQUES, intervention_grid, run_interventions
-from .paths import atomic_write_bytes, atomic_write_with
 from .session import Session
-from .sites import COMPONENT_MODULES, PAPER_COMPONENTS, all_sites
 
 EXPERIMENTS = ("decoderlens", "similarity", "interventions")
 

@@ -1,9 +1,8 @@
-"""Tiny randomly initialised models, built offline and deterministically from a seed.
+"""The tiny MusicGen: randomly initialised, built offline and deterministically from a seed.
 
-They have the real architectures (MusicGen: T5 text encoder, 32 kHz EnCodec at 50 frames/s with 4
-codebooks of 2048 codes, a small decoder; PaSST: hear21passt's model and mel front end) at a small
-size, are saved once under ``mgbench_home()/tiny`` and are loaded back through the same
-``from_pretrained`` paths as the real checkpoints.
+It has the real architecture (T5 text encoder, 32 kHz EnCodec at 50 frames/s with 4 codebooks of
+2048 codes, a small decoder), is saved once under ``mgbench_home()/tiny`` and is loaded back through
+the same ``from_pretrained`` path as the real checkpoints.
 """
 
 from __future__ import annotations
@@ -12,40 +11,15 @@ from pathlib import Path
 
 import torch
 
-from .concepts import load_concepts
-from .models import quiet_transformers
-from .paths import build_folder_once, mgbench_home
-
-#: Bump when the tiny architecture or its build changes: cached folders of older versions are ignored.
-TINY_VERSION = 3
-
-TINY_DECODER = dict(hidden_size=64, ffn_dim=256, num_hidden_layers=4, num_attention_heads=4)
-TINY_PASST = dict(embed_dim=32, depth=2, num_heads=2)
-
-
-def tiny_folder(kind: str, seed: int) -> Path:
-    return mgbench_home() / "tiny" / f"{kind}-s{seed}-v{TINY_VERSION}"
+from ..concepts.concept_set import load_concepts
+from ..paths import build_folder_once, tiny_folder
+from .architectures import SHAPES
+from .quiet import quiet_transformers
 
 
 def tiny_musicgen_folder(seed: int = 0) -> Path:
     """Folder of the tiny MusicGen (built on first use), loadable with ``from_pretrained``."""
     return build_folder_once(tiny_folder("musicgen", seed), lambda tmp: _build_musicgen(tmp, seed))
-
-
-def tiny_passt_folder(seed: int = 0) -> Path:
-    """Folder of the tiny PaSST classifier (built on first use), loadable with ``load_classifier``."""
-    from .classifiers import passt_wrapper, save_passt
-
-    def build(tmp: Path) -> None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            wrapper = passt_wrapper(dict(TINY_PASST))
-            for module in wrapper.net.modules():  # a larger init than timm's 0.02, so logits depend on the audio
-                if isinstance(module, torch.nn.Linear):
-                    torch.nn.init.normal_(module.weight, std=0.3)
-            save_passt(tmp, dict(TINY_PASST), wrapper)
-
-    return build_folder_once(tiny_folder("passt", seed), build)
 
 
 def build_tiny_tokenizer():
@@ -64,10 +38,18 @@ def build_tiny_tokenizer():
 
 
 def _build_musicgen(folder: Path, seed: int) -> None:
-    from transformers import (EncodecConfig, EncodecFeatureExtractor, MusicgenConfig, MusicgenDecoderConfig,
-                              MusicgenForConditionalGeneration, MusicgenProcessor, T5Config)
+    from transformers import (
+        EncodecConfig,
+        EncodecFeatureExtractor,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenProcessor,
+        T5Config,
+    )
 
     tokenizer = build_tiny_tokenizer()
+    shape = SHAPES["tiny"]
     text = T5Config(vocab_size=len(tokenizer), d_model=32, d_ff=64, num_layers=2, num_heads=2, d_kv=16)
     audio = EncodecConfig(hidden_size=16, num_filters=4, codebook_size=2048, codebook_dim=16, num_lstm_layers=1,
                           upsampling_ratios=[8, 5, 4, 4], sampling_rate=32000, target_bandwidths=[2.2],
@@ -75,7 +57,8 @@ def _build_musicgen(folder: Path, seed: int) -> None:
     # A larger init scale than transformers' 0.02 so that the prompt visibly shapes the tokens.
     decoder = MusicgenDecoderConfig(vocab_size=2048, num_codebooks=4, max_position_embeddings=2048,
                                     pad_token_id=2048, bos_token_id=2048, decoder_start_token_id=2048,
-                                    initializer_factor=0.2, **TINY_DECODER)
+                                    initializer_factor=0.2, hidden_size=shape.hidden, ffn_dim=shape.ffn,
+                                    num_hidden_layers=shape.layers, num_attention_heads=shape.heads)
     # Narrow EnCodec (4 filters): the codec stays cheap next to the decoder, as it is in the real models.
     config = MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
     with torch.random.fork_rng(devices=[]):

@@ -1,0 +1,38 @@
+"""Load an AudioSet classifier by name: ``passt`` (the paper's), ``tiny`` (offline) or a saved folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from ..errors import unknown
+from .passt import load_passt_folder, load_pretrained_passt
+from .tiny import tiny_passt_folder
+
+CLASSIFIER_NAMES = ("passt", "tiny")
+
+
+class AudioClassifier(Protocol):
+    """Anything that turns mono waveforms into AudioSet logits."""
+
+    name: str
+    identity: str
+    sample_rate: int
+
+    def logits(self, waveforms: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """``(batch, samples)`` mono audio at ``sample_rate`` -> ``(batch, 527)`` float32 logits."""
+        ...
+
+
+def load_classifier(name: str = "tiny", device: str = "cpu") -> AudioClassifier:
+    """Load an AudioSet classifier: ``passt`` (paper), ``tiny`` (offline) or a folder saved by ``save_passt``."""
+    if name == "tiny":
+        return load_passt_folder(tiny_passt_folder()).to(device)
+    if name == "passt":
+        return load_pretrained_passt().to(device)
+    if Path(name).is_dir():
+        return load_passt_folder(name).to(device)
+    raise unknown("classifier", name, CLASSIFIER_NAMES,
+                  "Or pass a folder written by mgbench.classify.passt.save_passt")
