@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from mgbench.model.hooks import ADD, REPLACE, Capture, RowEdit, cut_decoder, edit_hooks, installed
 from mgbench.model.runner import GenerationSettings, MusicgenRunner
-from mgbench.model.sites import COMPONENT_MODULES, Site
+from mgbench.model.sites import COMPONENT_MODULES, Site, site_module
 
 
 def _attention(attn, x, context, causal, context_mask=None):
@@ -125,21 +125,42 @@ def test_common_random_numbers(tiny, runner, prompts):
     assert not torch.equal(batch_tokens[0], _generate_recording_tokens(runner, tiny, prompts[:1])[1][0])
 
 
-def test_means_keep_halves_apart_and_equal_manual_average(tiny, runner, prompts):
-    site = Site(1, "cross_attn")
-    outputs = []
-    module = tiny.decoder_layers[1].encoder_attn
+def _teacher_forced_outputs(tiny, runner, prompts, site):
+    """Generate once, then run the decoder a second time over the whole generated sequence in one forward pass
+    (no cache, no step counting): ``site``'s output at every generated frame, ``(2B, frames, hidden)``."""
+    calls = []
+    decoder = tiny.model.decoder.model.decoder
+    record = lambda m, a, kwargs: calls.append({k: v for k, v in kwargs.items() if torch.is_tensor(v)})  # noqa: E731
+    handle = decoder.register_forward_pre_hook(record, with_kwargs=True)
     capture = Capture([site])
-    with installed([(module, lambda m, a, o: outputs.append(o[0].detach().clone()))]):
+    try:
         runner.generate(prompts, capture=capture)
-    allout = torch.cat(outputs, dim=1)  # (2B, steps, hidden)
+    finally:
+        handle.remove()
+    # every call feeds one new frame; the first two both feed frame 0 (transformers runs it twice)
+    assert len(calls) == runner.max_new_tokens + 1 and torch.equal(calls[0]["input_ids"], calls[1]["input_ids"])
+    sequence = torch.cat([c["input_ids"] for c in calls[1:]], dim=-1)
+    outputs = []
+    module = site_module(tiny.decoder_layers, site)
+    with installed([(module, lambda m, a, o: outputs.append(o[0] if isinstance(o, tuple) else o))]), torch.no_grad():
+        decoder(input_ids=sequence, encoder_hidden_states=calls[-1]["encoder_hidden_states"],
+                encoder_attention_mask=calls[-1]["encoder_attention_mask"], use_cache=False)
+    return capture, outputs[0]
+
+
+@pytest.mark.parametrize("site", [Site(1, "cross_attn"), Site(0, "mlp"), Site(3, "resid")], ids=str)
+def test_means_weight_every_frame_once_and_keep_halves_apart(tiny, runner, prompts, site):
+    capture, allout = _teacher_forced_outputs(tiny, runner, prompts, site)
     n = len(prompts)
+    assert allout.shape[1] == capture.steps[site] == runner.max_new_tokens
     cond, uncond = capture.half_means(site, n)
-    torch.testing.assert_close(cond, allout[:n].mean(dim=(0, 1)))
-    torch.testing.assert_close(uncond, allout[n:].mean(dim=(0, 1)))
-    torch.testing.assert_close(capture.row_means(site), allout.mean(dim=1))
+    torch.testing.assert_close(capture.row_means(site), allout.mean(dim=1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(cond, allout[:n].mean(dim=(0, 1)), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(uncond, allout[n:].mean(dim=(0, 1)), atol=1e-5, rtol=1e-5)
     assert (cond - uncond).abs().max() > 1e-4
-    assert capture.steps[site] == allout.shape[1] == runner.max_new_tokens + 1
+    # counting frame 0 twice (what a capture without the restart hook does) is far outside that tolerance
+    doubled = (allout[:n].sum(1) + allout[:n, 0]) / (allout.shape[1] + 1)
+    assert (doubled.mean(0) - cond).abs().max() > 1e-4
 
 
 def test_unconditional_edits_touch_unconditional_rows(tiny):

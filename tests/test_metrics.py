@@ -1,3 +1,4 @@
+import mpmath
 import numpy as np
 import pytest
 import torch
@@ -55,6 +56,29 @@ def test_effect_matches_hand_computation():
     assert prob_effect.item() == pytest.approx(np.log(p_o_b / p_o_a) - np.log(p_d_b / p_d_a))
     with pytest.raises(ValueError, match="odds"):
         log_odds(torch.tensor(before), 0, kind="logit")
+
+
+def _mp_log_odds(logits: np.ndarray, label: int) -> float:
+    """log(p / (1 - p)) of the softmax in 60-digit arithmetic (mpmath): the reference for extreme logits."""
+    with mpmath.workdps(60):
+        weights = [mpmath.exp(mpmath.mpf(float(x))) for x in logits]
+        others = mpmath.fsum(w for k, w in enumerate(weights) if k != label)
+        return float(mpmath.log(weights[label] / others))
+
+
+@given(logit_vectors, st.integers(0, 11), st.sampled_from([0.0, 50.0, 500.0, 5000.0]))
+@settings(max_examples=300, deadline=None)
+def test_log_odds_finite_and_exact_when_one_class_dominates(logits, label, boost):
+    logits = logits.copy()
+    logits[label] += boost  # p(label) -> 1: 1 - p underflows in float64 for boost >= ~40
+    ours = log_odds(torch.tensor(logits), label).item()
+    assert np.isfinite(ours)
+    assert ours == pytest.approx(_mp_log_odds(logits, label), rel=1e-9, abs=1e-9)
+    before, after = logits.copy(), logits.copy()
+    after[label] -= boost  # the dominant class fades: a finite effect, also from a dominant start
+    effect, eff_o, _ = intervention_effect(torch.tensor(before), torch.tensor(after), label, (label + 1) % 12)
+    assert np.isfinite(effect.item())
+    assert eff_o.item() == pytest.approx(_mp_log_odds(before, label) - _mp_log_odds(after, label), rel=1e-9, abs=1e-7)
 
 
 @given(logit_vectors, logit_vectors, st.integers(0, 11), st.integers(0, 11))

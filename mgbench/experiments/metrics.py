@@ -27,17 +27,19 @@ def ndcg(logits: torch.Tensor, relevant: Sequence[int]) -> torch.Tensor:
 def log_odds(logits: torch.Tensor, label: "int | torch.Tensor", kind: str = ODDS) -> torch.Tensor:
     """log odds p/(1-p) (``odds``, the paper's eq. 1) or log p (``prob``, the reference code) of ``label``.
 
-    ``p`` is the softmax over all classes, computed in log space for stability. ``label`` is one
-    class index or a tensor with one index per row.
+    ``p`` is the softmax over all classes, computed in log space: ``log(1 - p)`` is the log-sum-exp of
+    the other classes' log-probabilities, so the odds stay finite however much one class dominates.
+    ``label`` is one class index or a tensor with one index per row.
     """
+    if kind not in (ODDS, PROB):
+        raise ValueError(f"log-odds kind must be {ODDS!r} or {PROB!r}, not {kind!r}")
     logp_all = torch.log_softmax(torch.as_tensor(logits).double(), dim=-1)
-    label = torch.as_tensor(label, device=logp_all.device)
-    logp = logp_all.gather(-1, label.expand(logp_all.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+    label = torch.as_tensor(label, device=logp_all.device).expand(logp_all.shape[:-1]).unsqueeze(-1)
+    logp = logp_all.gather(-1, label).squeeze(-1)
     if kind == PROB:
         return logp
-    if kind != ODDS:
-        raise ValueError(f"log-odds kind must be {ODDS!r} or {PROB!r}, not {kind!r}")
-    return logp - torch.log1p(-torch.exp(logp))
+    others = logp_all.scatter(-1, label, float("-inf"))
+    return logp - torch.logsumexp(others, dim=-1)
 
 
 def intervention_effect(before: torch.Tensor, after: torch.Tensor, original: "int | torch.Tensor",

@@ -4,6 +4,10 @@ Generation with classifier-free guidance runs a doubled batch: rows ``0..B-1`` a
 rows of the ``B`` prompts and rows ``B..2B-1`` the unconditional ones (null text condition). Hooks
 see every forward call of the decoder (one per generation step with the KV cache) and are always
 removed when the ``with`` block ends, also when generation raises.
+
+transformers' MusicGen ``generate`` runs the first frame twice (N + 1 decoder calls for N frames,
+both first calls without a cache). A capture therefore restarts whenever the decoder is called
+without a cache, so that every generated frame counts exactly once in its means.
 """
 
 from __future__ import annotations
@@ -41,10 +45,14 @@ def _output_tensor(output: "torch.Tensor | tuple") -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def installed(hooks: "list[tuple[torch.nn.Module, object]]") -> Iterator[None]:
-    """Register forward hooks ``(module, fn)`` for the block and always remove them afterwards."""
+def installed(hooks: "list[tuple[torch.nn.Module, object]]",
+              pre_hooks: "Sequence[tuple[torch.nn.Module, object]]" = ()) -> Iterator[None]:
+    """Register forward hooks ``(module, fn)`` (and forward pre-hooks that take keyword arguments) for the block,
+    and always remove them afterwards."""
     handles = []
     try:
+        for module, fn in pre_hooks:
+            handles.append(module.register_forward_pre_hook(fn, with_kwargs=True))
         for module, fn in hooks:
             handles.append(module.register_forward_hook(fn))
         yield
@@ -86,7 +94,7 @@ def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", g
     hooks = []
     for site, items in by_site.items():
         rows = torch.tensor([r for r, _, _ in items])
-        values = torch.stack([v.float() for _, v, _ in items])
+        values = torch.stack([v for _, v, _ in items])
         add = torch.tensor([a for _, _, a in items])
         hooks.append((site_module(layers, site), _edit_hook(rows, values, add, 2 * n if guided else n)))
     return hooks
@@ -94,17 +102,27 @@ def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", g
 
 @dataclass
 class Capture:
-    """Running sums of site outputs over generation steps, per batch row."""
+    """Running sums of site outputs over generated frames (each frame once), per batch row."""
 
     sites: list[Site]
     sums: dict[Site, torch.Tensor] = field(default_factory=dict)
     steps: dict[Site, int] = field(default_factory=dict)
 
+    def restart_hook(self, decoder: torch.nn.Module) -> tuple[torch.nn.Module, object]:
+        """A pre-hook for the decoder (the module holding ``layers``): a call without a KV cache starts the
+        sequence at frame 0 again, so what was summed before is dropped."""
+        def hook(module, args, kwargs):
+            if kwargs.get("cache", kwargs.get("past_key_values")) is None:
+                self.sums.clear()
+                self.steps.clear()
+
+        return decoder, hook
+
     def hooks(self, layers: torch.nn.ModuleList) -> list:
         def make(site: Site):
             def hook(module, args, output):
                 out = _output_tensor(output).detach()
-                total = out.float().sum(dim=1)
+                total = out.to(torch.promote_types(out.dtype, torch.float32)).sum(dim=1)
                 self.sums[site] = total if site not in self.sums else self.sums[site] + total
                 self.steps[site] = self.steps.get(site, 0) + out.shape[1]
             return hook

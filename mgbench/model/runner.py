@@ -56,17 +56,18 @@ class MusicgenRunner:
         if edits is not None and len(edits) != len(prompts):
             raise ValueError(f"got {len(edits)} edits for {len(prompts)} prompts; pass one (or None) per prompt")
         inputs = loaded.processor(text=list(prompts), padding=True, return_tensors="pt").to(loaded.device)
-        hooks = []
+        decoder = loaded.model.decoder.model.decoder
+        hooks, pre_hooks = [], []
         if edits is not None:
             hooks += edit_hooks(loaded.decoder_layers, edits, guided=self.guided)
         if capture is not None:
             hooks += capture.hooks(loaded.decoder_layers)
+            pre_hooks.append(capture.restart_hook(decoder))
         processors = SamplerLastList()
         if not s.greedy:
             processors.append(CommonNoiseSampler([prompt_key(p) for p in prompts], loaded.num_codebooks, s.seed,
                                                  s.top_k, s.temperature))
-        decoder = loaded.model.decoder.model.decoder
-        with installed(hooks), (cut_decoder(decoder, cut) if cut else contextlib.nullcontext()):
+        with installed(hooks, pre_hooks), (cut_decoder(decoder, cut) if cut else contextlib.nullcontext()):
             audio = loaded.model.generate(**inputs, do_sample=False, guidance_scale=s.guidance_scale,
                                           max_new_tokens=self.max_new_tokens, logits_processor=processors,
                                           top_k=None, temperature=None)
