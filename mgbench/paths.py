@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -15,7 +16,7 @@ def mgbench_home() -> Path:
 
 
 #: Bump when a tiny model's architecture or build changes: cached folders of older versions are ignored.
-TINY_VERSION = 3
+TINY_VERSION = 4
 
 
 def tiny_folder(kind: str, seed: int) -> Path:
@@ -49,6 +50,37 @@ def atomic_write_with(path: Path, write: Callable[[Path], None]) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see ``atomic_write_with``)."""
     atomic_write_with(path, lambda tmp: tmp.write_bytes(data))
+
+
+def file_digest(path: "str | Path") -> str:
+    """The sha256 of a file's bytes, computed once and remembered (under ``mgbench_home()/digests``, by the
+    file's resolved path, size, modification time and inode, so an edited file is hashed again)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    stamp = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}"
+    memo = mgbench_home() / "digests" / hashlib.sha256(stamp.encode()).hexdigest()[:32]
+    try:
+        remembered = memo.read_text()
+        if len(remembered) == 64:
+            return remembered
+    except OSError:
+        pass
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    atomic_write_bytes(memo, digest.hexdigest().encode())
+    return digest.hexdigest()
+
+
+def folder_digest(folder: "str | Path") -> str:
+    """A sha256 over the names and contents of a folder's files (recursively, links followed, hidden files
+    skipped): the content identity of a saved model."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(folder).parts))
+    listing = "".join(f"{p.relative_to(folder).as_posix()}:{file_digest(p)};" for p in files)
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def build_folder_once(folder: Path, build: Callable[[Path], None]) -> Path:

@@ -1,11 +1,19 @@
 import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from mgbench.classify.loading import load_classifier
 from mgbench.classify.passt import load_passt_folder, passt_checkpoint_path
 from mgbench.errors import MissingWeightsError, UnknownNameError
+from mgbench.experiments.session import RunConfig, Session
 from mgbench.model import tiny as tiny_module
 from mgbench.model.loading import is_available, load_musicgen
 from mgbench.paths import tiny_folder
@@ -23,7 +31,8 @@ def test_tiny_musicgen_round_trips_and_is_deterministic(fresh_home, tiny):
     assert folder.parent.parent == fresh_home and (folder / "model.safetensors").is_file()
     ours, theirs = rebuilt.model.state_dict(), tiny.model.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
-    assert rebuilt.identity == folder.name and rebuilt.num_layers == 4 and rebuilt.frame_rate == 50
+    assert rebuilt.identity == tiny.identity and rebuilt.identity.startswith("sha256:")
+    assert rebuilt.num_layers == 4 and rebuilt.frame_rate == 50
     assert rebuilt.sample_rate == 32000 and rebuilt.num_codebooks == 4
     tokens = rebuilt.processor(text=["Compose a happy jazz piece, with a piano melody."]).input_ids[0]
     assert 2 not in tokens  # every word is in the tiny vocabulary (2 is <unk>)
@@ -63,7 +72,7 @@ def test_missing_weights_are_clear_errors(tmp_path, monkeypatch):
     assert str(tmp_path) in str(passt_checkpoint_path())
     with pytest.raises(MissingWeightsError, match="PaSST weights are not cached at .*passt-s-f128-p16-s10-ap.476"):
         load_classifier("passt")
-    with pytest.raises(MissingWeightsError, match="cannot load MusicGen from folder"):
+    with pytest.raises(MissingWeightsError, match="holds no MusicGen model"):
         load_musicgen(str(tmp_path))
 
 
@@ -88,3 +97,42 @@ def test_half_precision_decoder_runs_with_edits_and_captures():
         edits=[RowEdit(Site(1, "mlp"), ADD, torch.ones(64)), None], capture=capture)
     assert audio.shape == (2, 16000) and torch.isfinite(audio).all()
     assert capture.row_means(Site(1, "mlp")).dtype == torch.float32
+
+
+def test_a_models_identity_is_its_content(tmp_path, tiny):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_folder("musicgen", 0), copy)
+    assert load_musicgen(str(copy)).identity == tiny.identity  # another folder, the same weights
+    before = Session(RunConfig(model=str(copy), classifier="tiny", cache=str(tmp_path / "cache"))).store.dir
+    weights = load_file(copy / "model.safetensors")
+    name = "decoder.model.decoder.layers.0.fc2.weight"
+    weights[name] = weights[name] * 1.001  # edited in place: a new model, whose cached numbers do not apply
+    save_file(weights, copy / "model.safetensors", metadata={"format": "pt"})
+    edited = load_musicgen(str(copy))
+    assert edited.identity != tiny.identity
+    after = Session(RunConfig(model=str(copy), classifier="tiny", cache=str(tmp_path / "cache"))).store.dir
+    assert after != before
+
+
+CAPABILITIES = ["default", "avx2"] + (["avx512"] if "avx512f" in Path("/proc/cpuinfo").read_text() else [])
+PROBE = """
+import hashlib, torch
+from mgbench.classify.loading import load_classifier
+from mgbench.model.loading import load_musicgen
+control = torch.empty(4096).normal_(generator=torch.Generator().manual_seed(0))  # torch's own, CPU-dependent
+print(load_musicgen("tiny").identity, load_classifier("tiny").identity,
+      hashlib.sha256(control.numpy().tobytes()).hexdigest()[:16])
+"""
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="ATEN_CPU_CAPABILITY names x86 vector units")
+def test_tiny_models_are_the_same_on_every_cpu(tmp_path):
+    seen = {}
+    for capability in CAPABILITIES:
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "MGBENCH_HOME": str(tmp_path / capability)}
+        out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
+        seen[capability] = out.stdout.split()
+    models = {tuple(v[:2]) for v in seen.values()}
+    controls = {v[2] for v in seen.values()}
+    assert len(models) == 1, seen  # the same tiny MusicGen and PaSST, bit for bit, on every vector unit
+    assert len(controls) > 1, seen  # while torch's normal_ does differ: the switch took effect

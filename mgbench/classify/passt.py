@@ -16,6 +16,7 @@ import torch
 
 from ..concepts.audioset import NUM_CLASSES
 from ..errors import MissingWeightsError
+from ..paths import file_digest, folder_digest
 
 PASST_ARCH = "passt_s_swa_p16_128_ap476"
 PASST_URL = "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt"
@@ -103,7 +104,7 @@ def load_passt_folder(folder: "str | Path") -> PasstClassifier:
                                   "model.safetensors as written by mgbench.classify.passt.save_passt") from None
     wrapper = passt_wrapper(config["net"])
     wrapper.load_state_dict(state)
-    return PasstClassifier(wrapper, name=folder.name, identity=f"{folder.name}")
+    return PasstClassifier(wrapper, name=folder.name, identity="sha256:" + folder_digest(folder)[:32])
 
 
 def passt_checkpoint_path() -> Path:
@@ -123,4 +124,4 @@ def load_pretrained_passt() -> PasstClassifier:
 
     with _quiet():
         wrapper = get_basic_model(mode="logits", arch=PASST_ARCH)
-    return PasstClassifier(wrapper, name="passt", identity=f"{PASST_ARCH}")
+    return PasstClassifier(wrapper, name="passt", identity=f"{PASST_ARCH}@sha256:{file_digest(checkpoint)[:32]}")

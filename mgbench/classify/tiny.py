@@ -10,20 +10,23 @@ from pathlib import Path
 import torch
 
 from ..paths import build_folder_once, tiny_folder
+from ..seeding import redraw_
 from .passt import passt_wrapper, save_passt
 
 TINY_PASST = dict(embed_dim=32, depth=2, num_heads=2)
 
 
+def _init_std(name: str, tensor: torch.Tensor) -> float:
+    """0.3 for the linear layers' weights (larger than timm's 0.02, so logits depend on the audio), 0.02 for the
+    other random tensors (position and class tokens, biases), as timm initialises them."""
+    return 0.3 if name.endswith(".weight") and tensor.dim() == 2 and "embed" not in name else 0.02
+
+
 def tiny_passt_folder(seed: int = 0) -> Path:
     """Folder of the tiny PaSST classifier (built on first use), loadable with ``load_passt_folder``."""
     def build(tmp: Path) -> None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            wrapper = passt_wrapper(dict(TINY_PASST))
-            for module in wrapper.net.modules():  # a larger init than timm's 0.02, so logits depend on the audio
-                if isinstance(module, torch.nn.Linear):
-                    torch.nn.init.normal_(module.weight, std=0.3)
-            save_passt(tmp, dict(TINY_PASST), wrapper)
+        wrapper = passt_wrapper(dict(TINY_PASST))
+        redraw_(wrapper.net, seed, _init_std)  # the same weights on every CPU (mgbench.seeding)
+        save_passt(tmp, dict(TINY_PASST), wrapper)
 
     return build_folder_once(tiny_folder("passt", seed), build)

@@ -13,6 +13,7 @@ import torch
 
 from ..concepts.concept_set import load_concepts
 from ..paths import build_folder_once, tiny_folder
+from ..seeding import portable_normal, redraw_
 from .architectures import SHAPES
 from .quiet import quiet_transformers
 
@@ -35,6 +36,14 @@ def build_tiny_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+def _init_std(name: str, tensor: torch.Tensor) -> float:
+    """The tiny MusicGen's init scale: 0.2 in the decoder (transformers' initializer_factor 0.2, larger than the
+    published 0.02 so that the prompt visibly shapes the tokens), 1/sqrt(fan-in) elsewhere."""
+    if name.startswith("decoder."):
+        return 0.2
+    return tensor[0].numel() ** -0.5 if tensor.dim() > 1 else 0.1
 
 
 def _build_musicgen(folder: Path, seed: int) -> None:
@@ -64,11 +73,12 @@ def _build_musicgen(folder: Path, seed: int) -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MusicgenForConditionalGeneration(config).eval()
-        for layer in model.audio_encoder.quantizer.layers:  # EnCodec's codebooks start at zero: give them codes
-            layer.codebook.embed.normal_()
-            layer.codebook.embed_avg.copy_(layer.codebook.embed)
-            layer.codebook.cluster_size.fill_(1.0)
-            layer.codebook.inited.fill_(1.0)
+    redraw_(model, seed, _init_std)  # the same weights on every CPU (mgbench.seeding)
+    for i, layer in enumerate(model.audio_encoder.quantizer.layers):  # EnCodec's codebooks start at zero
+        layer.codebook.embed.copy_(portable_normal(layer.codebook.embed.shape, seed, f"codebook.{i}"))
+        layer.codebook.embed_avg.copy_(layer.codebook.embed)
+        layer.codebook.cluster_size.fill_(1.0)
+        layer.codebook.inited.fill_(1.0)
     # MusicGen's published generation defaults (facebook/musicgen-* generation_config.json).
     model.generation_config.update(do_sample=True, top_k=250, temperature=1.0, guidance_scale=3.0, max_length=1500,
                                    decoder_start_token_id=2048, pad_token_id=2048, bos_token_id=2048)
