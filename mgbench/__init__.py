@@ -3,7 +3,8 @@
 The package reads from the bottom up (imports only point down; ``tests/test_architecture.py``
 checks it):
 
-- ``errors``, ``paths``: user-facing errors; the home folder and atomic writes;
+- ``errors``, ``paths``, ``seeding``: user-facing errors; the home folder, atomic writes and content
+  digests; random numbers that are the same on every CPU;
 - ``concepts``: what is measured (concepts, prompts, AudioSet labels);
 - ``model``, ``classify``: the engine (MusicGen with edits and captures at sites) and the classifiers;
 - ``experiments``: DecoderLens, self-similarity and interventions as tidy tables, cached and resumable;

@@ -3,13 +3,89 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import warnings
 from pathlib import Path
+from typing import NoReturn
 
-from .errors import MgbenchError
+from .errors import ConfigError, MgbenchError
 
 #: The tiny default run is the paper's, with fewer prompts and shorter clips so it ends in minutes on a CPU.
 TINY_PROMPTS, TINY_SECONDS = 2, 1.0
+#: exit status after Ctrl-C (128 + SIGINT), as shells report it
+EXIT_INTERRUPTED = 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one-line ``MgbenchError``s (``main`` prints them and exits 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see `{self.prog} --help`)")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give a whole number of at least 1")
+    return value
+
+
+def batch_size_arg(text: str) -> int:
+    """argparse type: ``auto`` (0: as many rows as memory allows) or a whole number of at least 1."""
+    if text == "auto":
+        return 0
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give auto or a whole number of at least 1"
+                                         ) from None
+
+
+def seconds_arg(text: str) -> float:
+    """argparse type: a clip length, a finite number of seconds above 0 (the model's maximum is checked later)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give a clip length in seconds above 0, e.g. 1")
+    return value
+
+
+def device_arg(text: str) -> str:
+    """argparse type: ``cpu``, ``cuda`` or ``cuda:N``, for a CUDA device that torch sees."""
+    if text == "cpu":
+        return text
+    import torch
+
+    try:
+        parsed = torch.device(text)
+    except (RuntimeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda or cuda:N")
+    if parsed.type == "cpu":
+        return "cpu"
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: torch sees no CUDA device here; use cpu")
+    if (parsed.index or 0) >= count:
+        raise argparse.ArgumentTypeError(f"{text!r}: no such CUDA device; use cpu or cuda:0 to cuda:{count - 1}")
+    return text
+
+
+def folder_arg(text: str) -> str:
+    """argparse type: a folder that exists or can be made (no file in the way)."""
+    path = Path(text)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{existing} is a file, not a folder; give a new or existing folder")
+    return text
 
 
 def _concepts(args: argparse.Namespace):
@@ -49,12 +125,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Generate one clip per prompt and write WAV files."""
+    from .experiments.pipeline import check_clip_length
     from .model.loading import load_musicgen
     from .model.runner import GenerationSettings, MusicgenRunner
     from .report.audio import write_wav
 
     loaded = load_musicgen(args.model, device=args.device, allow_download=args.download)
-    runner = MusicgenRunner(loaded, GenerationSettings(seconds=args.seconds, seed=args.seed))
+    settings = GenerationSettings(seconds=args.seconds, seed=args.seed)
+    check_clip_length(loaded, settings)
+    runner = MusicgenRunner(loaded, settings)
     audio = runner.generate(args.prompt)
     out = Path(args.out)
     for i, clip in enumerate(audio):
@@ -71,11 +150,12 @@ def _run_setup(args: argparse.Namespace):
     from .model.runner import GenerationSettings
 
     tiny = args.model == "tiny"
+    prompts = args.prompts if args.prompts is not None else TINY_PROMPTS if tiny else 100
+    clip = args.seconds if args.seconds is not None else TINY_SECONDS if tiny else 4.0
     config = RunConfig(
         model=args.model, classifier=args.classifier, device=args.device, dtype=args.dtype,
-        batch_size=0 if args.batch_size == "auto" else int(args.batch_size),
-        prompts=args.prompts or (TINY_PROMPTS if tiny else 100), odds=args.odds, both_halves=args.both_halves,
-        generation=GenerationSettings(seconds=args.seconds or (TINY_SECONDS if tiny else 4.0), seed=args.seed),
+        batch_size=args.batch_size, prompts=prompts, odds=args.odds, both_halves=args.both_halves,
+        generation=GenerationSettings(seconds=clip, seed=args.seed),
         concepts_file=args.concepts_file, cache=args.cache, download=args.download)
     split = lambda text: tuple(x.strip() for x in text.split(",") if x.strip()) if text else None  # noqa: E731
     selection = Selection(experiments=split(args.experiments), concepts=split(args.concepts),
@@ -154,16 +234,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="mgbench", description="Benchmark the inner mechanisms of MusicGen.")
+    parser = ArgumentParser(prog="mgbench", description="Benchmark the inner mechanisms of MusicGen.")
     parser.add_argument("--version", action="version", version=f"mgbench {__version__}")
-    parser.add_argument("--concepts-file", default=None, help="JSON concept file (default: the paper's concepts)")
+    add_concepts_file_arg(parser, default=None)
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("concepts", help=cmd_concepts.__doc__).set_defaults(func=cmd_concepts)
 
     p = sub.add_parser("prompts", help=cmd_prompts.__doc__)
     p.add_argument("concept")
-    p.add_argument("-n", type=int, default=None, help="how many (default: the concept file's prompts_per_concept)")
+    p.add_argument("-n", type=positive_int, default=None,
+                   help="how many (default: the concept file's prompts_per_concept)")
     p.set_defaults(func=cmd_prompts)
 
     p = sub.add_parser("models", help=cmd_models.__doc__)
@@ -173,12 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help=cmd_generate.__doc__)
     p.add_argument("prompt", nargs="+")
     add_generation_args(p)
-    p.add_argument("--out", default="out", help="folder for the WAV files")
+    p.add_argument("--out", default="out", type=folder_arg, help="folder for the WAV files")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", help=cmd_run.__doc__)
     add_run_args(p)
-    p.add_argument("--out", default="results", help="folder for the tables and the summary")
+    p.add_argument("--out", default="results", type=folder_arg, help="folder for the tables and the summary")
     p.add_argument("--listen", type=int, default=3, help="prompts to pick listening examples from (0: none)")
     p.add_argument("--no-report", action="store_true", help="skip report.md / report.html")
     p.set_defaults(func=cmd_run)
@@ -186,13 +267,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help=cmd_report.__doc__)
     p.add_argument("results", help="a results folder (mgbench run --out, or pytest bench/ --results)")
     p.add_argument("--baseline", default=None, help="an earlier results folder to diff against")
-    p.add_argument("--out", default=None, help="where to write the report (default: the results folder)")
+    p.add_argument("--out", default=None, type=folder_arg,
+                   help="where to write the report (default: the results folder)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("plan", help=cmd_plan.__doc__)
     add_run_args(p)
     p.set_defaults(func=cmd_plan)
+    for p in sub.choices.values():  # also accepted after the subcommand, where users put it
+        add_concepts_file_arg(p, default=argparse.SUPPRESS)
     return parser
+
+
+def add_concepts_file_arg(p: argparse.ArgumentParser, default: "str | None") -> None:
+    """``--concepts-file``; a subcommand's copy defaults to SUPPRESS so that it keeps a value given before it."""
+    p.add_argument("--concepts-file", default=default, help="JSON concept file (default: the paper's concepts)")
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
@@ -207,33 +296,58 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--techniques", default=",".join(TECHNIQUES))
     p.add_argument("--components", default=",".join(PAPER_COMPONENTS))
     p.add_argument("--layers", default="all", help="all, or e.g. 0,3,10-12 (0-based)")
-    p.add_argument("--prompts", type=int, default=None,
+    p.add_argument("--prompts", type=positive_int, default=None,
                    help=f"prompts per concept (default: 100; {TINY_PROMPTS} for tiny)")
     p.add_argument("--classifier", default=None, help="passt | tiny | folder (default: tiny for tiny, else passt)")
-    p.add_argument("--batch-size", default="auto", help="prompt rows per generate call (default: auto, from memory)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="decoder dtype")
+    p.add_argument("--batch-size", default="auto", type=batch_size_arg,
+                   help="prompt rows per generate call: auto (from memory, the default) or a number")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float64", "float32", "float16", "bfloat16"],
+                   help="auto: float64 for tiny on the CPU (same numbers on every CPU), else float32; "
+                        "float16/bfloat16 apply to the decoder only")
     p.add_argument("--odds", default="odds", choices=["odds", "prob"], help="eq. (1) odds or the reference's p")
     p.add_argument("--both-halves", action="store_true", help="also intervene on the unconditional CFG rows")
-    p.add_argument("--cache", default=None, help="cache folder (default: $MGBENCH_HOME/cache)")
+    p.add_argument("--cache", default=None, type=folder_arg, help="cache folder (default: $MGBENCH_HOME/cache)")
 
 
 def add_generation_args(p: argparse.ArgumentParser, seconds: "float | None" = 4.0) -> None:
     """Arguments shared by every command that generates audio."""
     p.add_argument("--model", default="tiny", help="tiny | small | medium | large | hub id | folder")
-    p.add_argument("--seconds", type=float, default=seconds,
+    p.add_argument("--seconds", type=seconds_arg, default=seconds,
                    help="clip length (default: 4; for run, 4 and %s for tiny)" % TINY_SECONDS)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", type=device_arg, help="cpu, cuda or cuda:N")
     p.add_argument("--download", action="store_true", help="download hub weights that are not cached")
 
 
+def interrupted_message(args: "argparse.Namespace | None") -> str:
+    """What Ctrl-C leaves behind, and how to go on."""
+    if args is not None and args.command in ("run", "plan"):
+        from .paths import mgbench_home
+
+        cache = args.cache or mgbench_home() / "cache"
+        return (f"interrupted; every finished batch of rows is saved in the cache {cache}: "
+                "run the same command again to resume")
+    return "interrupted"
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings about the user's data (a cache file moved aside) as one line, without source locations."""
+    print(f"mgbench: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: "list[str] | None" = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = None
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # restores the warning display on the way out
+            warnings.showwarning = _one_line_warning
+            args = build_parser().parse_args(argv)
+            return args.func(args)
     except MgbenchError as e:
         print(f"mgbench: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"mgbench: {interrupted_message(args)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

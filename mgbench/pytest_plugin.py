@@ -9,13 +9,16 @@ every case then reads its rows, records its metrics and checks them against ``ex
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from .concepts.concept_set import load_concepts
+from .errors import MgbenchError
 from .model.architectures import REAL_SIZES
 from .paths import TINY_VERSION, atomic_write_bytes
 from .suite.cases import EXPERIMENTS, Case, Needs, add_needs, case_metrics, enumerate_cases
@@ -35,7 +38,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--prompts", type=int, default=None, help="prompts per concept (default: tiny 2, others 100)")
     group.addoption("--seconds", type=float, default=None, help="clip length (default: tiny 1, others 4)")
     group.addoption("--results", default="results/bench", help="folder for bench results (default: results/bench)")
-    group.addoption("--update-expectations", action="store_true", help="rewrite the tiny golden values")
+    group.addoption("--update-expectations", action="store_true",
+                    help="merge the selected cases' tiny golden values into tiny.json (same settings only)")
+    group.addoption("--replace-expectations", action="store_true",
+                    help="start tiny.json anew with this run's settings and the selected cases' values (keeps none)")
     group.addoption("--expectations", default=None, help="expectations folder (default: <rootdir>/expectations)")
     group.addoption("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
                     help="decoder dtype for the real-checkpoint cases")
@@ -62,7 +68,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     """Plan from the final selection (this runs after ``-k``/``-m`` deselection)."""
     params = [getattr(item, "callspec", None) and item.callspec.params.get("case") for item in items]
-    config._mgbench.plan([case for case in params if isinstance(case, Case)])
+    state: BenchState = config._mgbench
+    state.plan([case for case in params if isinstance(case, Case)])
+    if any({"bench", "bench_record"} & set(getattr(item, "fixturenames", ())) for item in items):
+        state.check_expectations()  # before any work: a damaged file or a refused update is a usage error
 
 
 @pytest.hookimpl(wrapper=True)
@@ -109,14 +118,53 @@ class BenchState:
         self.gpu = config.getoption("--gpu", False)
         self.sizes = ("tiny", *REAL_SIZES) if self.gpu else ("tiny",)
         self.concepts = load_concepts()
-        folder = config.getoption("--expectations", None) or Path(str(config.rootpath)) / "expectations"
-        self.expectations = Expectations(folder)
+        self.check_options()
+        self.expectations_folder = Path(config.getoption("--expectations", None)
+                                        or Path(str(config.rootpath)) / "expectations")
         self.needs: dict[str, Needs] = {}
         self.sessions: dict = {}
         self.tables: dict[str, dict[str, pd.DataFrame]] = {}
         self.records: list[dict] = []
         self.metrics: dict[str, dict[str, float]] = {}
         self.outcomes: dict[str, str] = {}  # case id -> passed / failed / skipped
+
+    def check_options(self) -> None:
+        """One-line usage errors for options that would silently mean something else."""
+        folder, prompts = self.config.getoption("--expectations", None), self.config.getoption("--prompts", None)
+        seconds = self.config.getoption("--seconds", None)
+        if folder is not None and not Path(folder).is_dir():
+            raise pytest.UsageError(f"--expectations {folder} is not a folder; give the folder that holds paper.json "
+                                    "and tiny.json (default: <rootdir>/expectations)")
+        if prompts is not None and prompts < 1:
+            raise pytest.UsageError(f"--prompts {prompts} is not allowed; give a whole number of at least 1")
+        if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+            raise pytest.UsageError(f"--seconds {seconds} is not allowed; give a clip length in seconds above 0")
+
+    @cached_property
+    def expectations(self) -> Expectations:
+        """The expected ranges (read on first use: pytest runs that hold no bench case never read them)."""
+        try:
+            return Expectations(self.expectations_folder)
+        except MgbenchError as e:
+            raise pytest.UsageError(str(e)) from None
+
+    @property
+    def replace_golden(self) -> bool:
+        return self.config.getoption("--replace-expectations", False)
+
+    @property
+    def update_golden(self) -> bool:
+        return self.replace_golden or self.config.getoption("--update-expectations", False)
+
+    def check_expectations(self) -> None:
+        """Read the expectations, and refuse an update that would drop golden values made with other settings."""
+        expectations, settings = self.expectations, self.settings("tiny")
+        if self.update_golden and not self.replace_golden and "tiny" in self.needs \
+                and expectations.conflicts(settings):
+            raise pytest.UsageError(
+                f"{expectations.golden_path} holds {len(expectations.golden)} golden values made with "
+                f"{expectations.golden_settings}; this run uses {settings}. Rerun with those settings to update "
+                f"them, or use --replace-expectations to start the file anew with these settings (keeps none)")
 
     def settings(self, size: str) -> dict:
         defaults = TINY_DEFAULTS if size == "tiny" else PAPER_DEFAULTS
@@ -156,7 +204,7 @@ class BenchState:
             s = self.settings(size)
             self.sessions[size] = Session(RunConfig(
                 model=size, prompts=s["prompts"], device="cuda" if self.gpu else "cpu",
-                dtype=self.config.getoption("--dtype") if size != "tiny" else "float32",
+                dtype=self.config.getoption("--dtype") if size != "tiny" else "auto",
                 generation=GenerationSettings(seconds=s["seconds"], seed=s["seed"])))
         return self.sessions[size]
 
@@ -197,11 +245,11 @@ class BenchState:
                 write_examples(self.session(size), tables["interventions"], out / size)
         if self.tables or not records.empty:
             reports = Path(str(self.config.rootpath)) / "reports"
-            build_report(out, out=reports, expectations_dir=self.expectations.folder)
+            build_report(out, out=reports, expectations_dir=self.expectations_folder)
             self.config.get_terminal_writer().line(f"mgbench: report in {reports / 'report.md'}")
-        if self.config.getoption("--update-expectations", False) and "tiny" in self.tables:
+        if self.update_golden and "tiny" in self.tables:
             tiny = {k: v for k, v in self.metrics.items() if k.startswith("tiny-")}
-            path = self.expectations.update_golden(tiny, self.settings("tiny"))
+            path = self.expectations.update_golden(tiny, self.settings("tiny"), replace=self.replace_golden)
             self.config.get_terminal_writer().line(f"mgbench: wrote {len(tiny)} golden cases to {path}")
         atomic_write_bytes(out / "bench.json", json.dumps({"sizes": list(self.tables), "settings": {
             s: self.settings(s) for s in self.tables}}, indent=2).encode())
@@ -256,6 +304,9 @@ class CaseChecker:
         else:
             verdict = MODEL_CLAIMS[case.claim](self.state.size_tables(case.size)["interventions"])
         self.state.records.append({"case": case.id, "experiment": "claim", "size": case.size, "claim": case.claim,
-                                   "metric": "verdict", "value": float(verdict.holds), "source": verdict.detail})
+                                   "metric": "verdict", "value": math.nan if verdict.holds is None
+                                   else float(verdict.holds), "source": verdict.detail})
         self.request.node.user_properties.append(("verdict", verdict.label))
+        if verdict.holds is None:
+            pytest.skip(f"{case.id}: cannot judge: {verdict.detail}")
         return verdict

@@ -23,16 +23,22 @@ class BenchDir:
     def run(self, *args: str) -> "Result":
         proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=self.path,
                               env=self.env, capture_output=True, text=True)
-        return Result(proc.stdout + proc.stderr)
+        return Result(proc.stdout + proc.stderr, proc.returncode)
 
 
 class Result:
-    def __init__(self, output: str):
-        self.output, self.outlines = output, output.splitlines()
+    def __init__(self, output: str, returncode: int = 0):
+        self.output, self.outlines, self.returncode = output, output.splitlines(), returncode
 
     def assert_outcomes(self, **expected: int) -> None:
         found = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", self.outlines[-1])}
         assert found == expected, self.output[-3000:]
+
+    def assert_usage_error(self, message: str) -> None:
+        """pytest's exit status 4 with exactly one error line, containing ``message``; no traceback."""
+        errors = [line for line in self.outlines if line.startswith("ERROR:")]
+        assert self.returncode == 4 and len(errors) == 1 and message in errors[0], self.output[-3000:]
+        assert "INTERNALERROR" not in self.output and "Traceback" not in self.output
 
 
 @pytest.fixture
@@ -93,3 +99,84 @@ def test_default_expectations_are_the_checkouts_outside_it(tmp_path, monkeypatch
     assert default_expectations_dir() == Path(__file__).resolve().parents[1] / "expectations"
     (tmp_path / "expectations").mkdir()
     assert default_expectations_dir() == tmp_path / "expectations"
+
+
+SMALL = ["--prompts", "1", "--seconds", "0.5"]
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory):
+    """One home (tiny models, cache) for the tests below: they compute the same few concept passes."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture
+def shared_bench_dir(tmp_path, shared_home):
+    (tmp_path / "bench").mkdir()
+    return BenchDir(tmp_path / "bench", shared_home)
+
+
+def _write_golden(bench_dir: BenchDir, prompts: int, seconds: float, values: dict) -> Path:
+    from mgbench.paths import TINY_VERSION
+
+    path = bench_dir.path / "expectations" / "tiny.json"
+    settings = {"prompts": prompts, "seconds": seconds, "seed": 0, "tiny_version": TINY_VERSION}
+    path.write_text(json.dumps({"settings": settings, "values": values}, indent=1))
+    return path
+
+
+def test_update_merges_into_golden_values_of_the_same_settings(shared_bench_dir, tmp_path):
+    other = {"tiny-piano-L1": {"ndcg": 0.123456789}, "tiny-replace-L0.mlp": {"effect": -0.5, "precision": -0.25}}
+    path = _write_golden(shared_bench_dir, 1, 0.5, other)
+    shared_bench_dir.run("-k", "tiny-guitar-L3", *SMALL, f"--results={tmp_path / 'res'}",
+                         "--update-expectations").assert_outcomes(passed=1)
+    golden = json.loads(path.read_text())
+    assert golden["settings"]["prompts"] == 1 and set(golden["values"]) == {*other, "tiny-guitar-L3"}
+    assert {k: golden["values"][k] for k in other} == other  # untouched
+
+
+def test_update_with_other_settings_is_refused_unless_replacing(shared_bench_dir, tmp_path):
+    path = _write_golden(shared_bench_dir, 2, 1.0, {f"tiny-guitar-L{i}": {"ndcg": 0.5} for i in range(3)})
+    before = path.read_bytes()
+    args = ["-k", "tiny-guitar-L3", *SMALL, f"--results={tmp_path / 'res'}"]
+    refused = shared_bench_dir.run(*args, "--update-expectations")
+    refused.assert_usage_error(f"{path} holds 3 golden values made with {{'prompts': 2, 'seconds': 1.0")
+    assert "--replace-expectations" in refused.output and "Rerun with those settings" in refused.output
+    assert path.read_bytes() == before and not (tmp_path / "res").exists()  # nothing computed, nothing lost
+
+    shared_bench_dir.run(*args, "--replace-expectations").assert_outcomes(passed=1)
+    golden = json.loads(path.read_text())
+    assert (golden["settings"]["prompts"], golden["settings"]["seconds"]) == (1, 0.5)
+    assert set(golden["values"]) == {"tiny-guitar-L3"}
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--expectations", "/nonexistent"], "--expectations /nonexistent is not a folder; give the folder that holds "
+                                         "paper.json and tiny.json"),
+    (["--prompts", "0"], "--prompts 0 is not allowed; give a whole number of at least 1"),
+    (["--seconds", "nan"], "--seconds nan is not allowed; give a clip length in seconds above 0"),
+], ids=["expectations-missing", "prompts-0", "seconds-nan"])
+def test_options_that_would_silently_change_meaning_are_usage_errors(bench_dir, option, message):
+    bench_dir.run("-k", "tiny-guitar-L3", *option).assert_usage_error(message)
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("paper.json", '{"rules": [', "is not readable JSON (Expecting value: line 1 column 12"),
+    ("paper.json", '{"rules": [{"size": "small"}]}', "has the wrong shape; expected {\"rules\": [{"),
+    ("tiny.json", "", "is not readable JSON"),
+    ("tiny.json", '{"settings": null, "values": [1, 2]}', "has the wrong shape; expected {\"settings\""),
+], ids=["paper-not-json", "paper-rule-without-keys", "tiny-empty", "tiny-values-a-list"])
+def test_damaged_expectations_file_is_one_line_naming_it(bench_dir, name, text, message):
+    (bench_dir.path / "expectations" / name).write_text(text)
+    bench_dir.run("-k", "tiny-guitar-L3", *SMALL).assert_usage_error(
+        f"expectations file {bench_dir.path / 'expectations' / name} {message}")
+
+
+def test_report_of_a_narrow_selection(shared_bench_dir, tmp_path):
+    cases = ["tiny-replace-guitar-to-piano-L0.cross_attn", "tiny-replace-piano-to-guitar-L0.cross_attn",
+             "tiny-adjust-guitar-to-piano-L0.cross_attn"]
+    result = shared_bench_dir.run("-k", " or ".join(cases), *SMALL, f"--results={tmp_path / 'res'}")
+    result.assert_outcomes(passed=3)
+    report = (shared_bench_dir.path / "reports" / "report.md").read_text()
+    claims = {line.split("|")[1].strip(): line for line in report.splitlines() if line.startswith("| ")}
+    assert "not enough layers to judge" in claims["last-layer-best"] and "cannot judge" in claims["last-layer-best"]

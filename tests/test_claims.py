@@ -48,3 +48,25 @@ def test_cross_size_precision_claim():
     verdict = large_replace_best_precision(tables)
     assert not verdict.holds and verdict.detail.startswith("best: small-adjust")
     assert np.isfinite(tables.precision).all()
+
+
+def test_claims_on_a_narrow_selection_say_what_they_cannot_judge():
+    table = synthetic()
+    one_layer = table[table.layer == 1]
+    verdict = last_layer_best(one_layer)
+    assert verdict.holds is None and verdict.label == "cannot judge" and "not enough layers to judge" in verdict.detail
+    attention_only = table[(table.component == "cross_attn") & (table.layer == 0)]
+    for check in MODEL_CLAIMS.values():
+        assert check(attention_only).holds is None, check.__name__
+        assert check(attention_only.iloc[:0]).holds is None, check.__name__
+    assert mlp_positive_attention_weaker(one_layer).holds  # one layer is enough for this claim
+    assert not last_layer_best(synthetic(mlp_by_layer=(2.0, 1.5, 1.6, 1.0))[lambda t: t.layer != 2]).holds
+    assert large_replace_best_precision(synthetic(model="small")).holds is None
+
+
+def test_a_failing_part_outweighs_one_that_cannot_be_judged():
+    table = synthetic(mlp_by_layer=(2.0, 1.5, 1.6, 1.0))
+    mixed = table[(table.technique == "replace") | (table.layer == 0)]  # adjust: MLP at one layer only
+    verdict = last_layer_best(mixed)
+    assert verdict.holds is False and verdict.label == "fails"
+    assert "adjust: not enough layers" in verdict.detail and "replace: first" in verdict.detail

@@ -77,3 +77,9 @@ def test_vocabulary_covers_every_prompt_word(concepts):
     words = {w.strip(".,").lower() for c in concepts.names for p in concepts.prompts(c) for w in p.split()}
     assert words <= vocab
     assert isinstance(audioset_labels(), pd.DataFrame)
+
+
+def test_a_selection_names_each_concept_once(concepts):
+    assert [c.name for c in concepts.select(["piano", "guitar"])] == ["piano", "guitar"]
+    with pytest.raises(ConfigError, match="concept 'guitar' is named more than once; name each concept once"):
+        concepts.select(["guitar", "piano", "guitar"])

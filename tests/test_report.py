@@ -140,3 +140,20 @@ def test_report_renders_in_headless_chromium(tmp_path):
     image = imread(shot)
     colourful = (np.abs(image[..., 0] - image[..., 2]) > 0.2).mean()  # plot lines and heat maps are coloured
     assert colourful > 0.005
+
+
+def test_report_of_a_narrow_selection_says_which_claims_it_cannot_judge(tmp_path):
+    results = make_results(tmp_path / "res", model="tiny", layers=1)
+    iv = pd.read_parquet(results / "interventions.parquet")
+    narrow = iv[(iv.component == "cross_attn") & (iv.original == "guitar")]  # as from `pytest -k` on three cases
+    write_tables(results, {"interventions": narrow}, {"model": "tiny", "prompts": 2})
+    for name in ("decoderlens", "similarity"):
+        (results / f"{name}.parquet").unlink()
+    md = build_report(results, expectations_dir=EXPECTATIONS)[0].read_text()
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert "cannot judge" in rows["last-layer-best"] and "not enough layers to judge" in rows["last-layer-best"]
+    assert "cannot judge" in rows["original-part-larger"] and "Figure 4" in md
+    assert "Figure 5" not in md and "Figure 6" not in md  # no MLP rows: no empty figures
+    one_layer = build_report(make_results(tmp_path / "one-layer", model="tiny", layers=1),
+                             expectations_dir=EXPECTATIONS)[0].read_text()
+    assert "not enough layers to judge" in one_layer and "Figure 6" in one_layer

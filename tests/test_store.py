@@ -130,3 +130,21 @@ def test_two_runs_on_one_cache_at_once_end_complete_and_duplicate_free(tmp_path)
             for name in ("a", "b"))
     assert len(a) == 2 * 2 * 2 * 2 and not a.duplicated(ids).any()  # techniques x pairs x layers x prompts
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_the_cli_names_a_damaged_file_in_one_line(tmp_path, monkeypatch, capsys):
+    from mgbench.cli import main
+
+    monkeypatch.setenv("MGBENCH_HOME", str(tmp_path / "home"))
+    args = ["run", "--concepts", "guitar,jazz", "--experiments", "interventions", "--components", "mlp",
+            "--layers", "3", "--prompts", "1", "--seconds", "0.3", "--cache", str(tmp_path / "cache"),
+            "--listen", "0", "--no-report", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    (shard,) = (tmp_path / "cache").glob("*/interventions/*.parquet")
+    shard.write_bytes(shard.read_bytes()[:-20] + bytes(20))
+    capsys.readouterr()
+    assert main(args) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    warning = [line for line in lines if "failed a check" in line]
+    assert len(warning) == 1 and warning[0].startswith(f"mgbench: warning: {shard}") and "damaged" in warning[0]
+    assert len(pd.read_parquet(tmp_path / "out" / "interventions.parquet")) == 4  # recomputed, nothing lost

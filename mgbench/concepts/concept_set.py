@@ -66,7 +66,10 @@ class ConceptSet:
             raise unknown("concept", name, self.names, "Run `mgbench concepts` to list them") from None
 
     def select(self, names: "list[str] | None") -> list[Concept]:
-        """Concepts by name (all when ``names`` is None or empty), in the given order."""
+        """Concepts by name (all when ``names`` is None or empty), in the given order; each at most once."""
+        twice = sorted({n for n in names or [] if names.count(n) > 1})
+        if twice:
+            raise ConfigError(f"concept {twice[0]!r} is named more than once; name each concept once")
         return [self.get(n) for n in names] if names else list(self.concepts)
 
     def prompts(self, name: str, n: "int | None" = None) -> list[str]:
@@ -110,6 +113,8 @@ def load_concepts(path: "str | Path | None" = None) -> ConceptSet:
         except OSError as e:
             raise ConfigError(f"cannot read concept file {path}: {e.strerror}; pass an existing JSON file") from None
         source = str(path)
+        if not text.strip():
+            raise ConfigError(f"concept file {path} is empty; copy mgbench/data/concepts.json and edit it")
     try:
         raw = json.loads(text)
         slots = {k: tuple(v) for k, v in raw["slots"].items()}
@@ -126,6 +131,10 @@ def load_concepts(path: "str | Path | None" = None) -> ConceptSet:
 
 
 def _validate(cset: ConceptSet) -> None:
+    if not cset.concepts:
+        raise ConfigError(f"concept file {cset.source} defines no concepts; list at least one under \"concepts\"")
+    if cset.prompts_per_concept < 1:
+        raise ConfigError(f"prompts_per_concept in {cset.source} is {cset.prompts_per_concept}; give at least 1")
     if set(cset.slot_order) != set(cset.slots):
         raise ConfigError(f"slot_order {cset.slot_order} must name exactly the slots {sorted(cset.slots)}")
     if len(set(cset.names)) != len(cset.names):

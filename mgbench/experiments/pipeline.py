@@ -11,6 +11,8 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import ConfigError, unknown
+from ..model.loading import LoadedMusicgen
+from ..model.runner import GenerationSettings, MusicgenRunner
 from ..model.sites import COMPONENT_MODULES, PAPER_COMPONENTS, all_sites
 from ..paths import atomic_write_bytes, atomic_write_with
 from .decoderlens import decoderlens_grid, run_decoderlens, run_similarity
@@ -31,6 +33,7 @@ class Selection:
     layers: "tuple[int, ...] | None" = None
 
     def validate(self, session: Session) -> "Selection":
+        """Raise a one-line error for anything the session cannot run, before any generation."""
         for e in self.experiments:
             if e not in EXPERIMENTS:
                 raise unknown("experiment", e, EXPERIMENTS)
@@ -40,11 +43,24 @@ class Selection:
         for c in self.components:
             if c not in COMPONENT_MODULES or c == "resid":
                 raise unknown("component", c, PAPER_COMPONENTS)
-        session.concepts.select(list(self.concepts or []))
+        for concept in session.concepts.select(list(self.concepts or [])):
+            session.prompts(concept.name)  # raises when the concept has fewer prompts than asked for
         if self.concepts is not None and len(self.concepts) < 2 and "interventions" in self.experiments:
             raise ConfigError("interventions need at least two concepts (an original and a desired one)")
         all_sites(session.musicgen.num_layers, self.components, list(self.layers) if self.layers else None)
+        check_clip_length(session.musicgen, session.config.generation)
         return self
+
+
+def check_clip_length(loaded: LoadedMusicgen, settings: GenerationSettings) -> None:
+    """Clips must hold at least one frame and fit the decoder's positions (``max_position_embeddings``)."""
+    rate, positions = loaded.frame_rate, loaded.model.decoder.config.max_position_embeddings
+    steps = MusicgenRunner(loaded, settings).max_new_tokens  # frames + the delay pattern's codebooks - 1
+    frames = steps - (loaded.num_codebooks - 1)
+    longest = (positions - loaded.num_codebooks + 1) / rate
+    if frames < 1 or steps > positions:
+        raise ConfigError(f"clip length {settings.seconds:g} s does not fit model {loaded.name}: give between "
+                          f"{1 / rate:g} and {longest:g} seconds ({rate} frames/s, {positions} decoder positions)")
 
 
 def parse_layers(text: "str | None") -> "tuple[int, ...] | None":
@@ -52,13 +68,16 @@ def parse_layers(text: "str | None") -> "tuple[int, ...] | None":
     if text in (None, "", "all"):
         return None
     layers: list[int] = []
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.partition("-")
-            layers.extend(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise ConfigError(f"cannot read layers {text!r}; write e.g. 0,3,10-12 or all") from None
-    return tuple(layers)
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        try:
+            first, last = int(lo), int(hi or lo)
+        except ValueError:
+            raise ConfigError(f"cannot read layers {text!r}; write e.g. 0,3,10-12 or all") from None
+        if first > last:
+            raise ConfigError(f"layer range {part.strip()!r} runs backwards; write low-high, e.g. {last}-{first}")
+        layers.extend(range(first, last + 1))
+    return tuple(dict.fromkeys(layers))
 
 
 def run_selection(session: Session, selection: Selection) -> dict[str, pd.DataFrame]:
@@ -87,7 +106,7 @@ def run_info(session: Session) -> dict:
     c = session.config
     return {"model": c.model, "model_identity": session.musicgen.identity, "classifier": c.classifier_name,
             "classifier_identity": session.classifier.identity, "prompts": c.prompts, **c.generation.as_dict(),
-            "device": c.device, "dtype": c.dtype, "odds": c.odds, "both_halves": c.both_halves,
+            "device": c.device, "dtype": c.resolved_dtype, "odds": c.odds, "both_halves": c.both_halves,
             "batch_size": session.batch_size,
             "concepts_file": session.concepts.source, "versions": {"mgbench": __version__, "torch": torch.__version__,
             "transformers": transformers.__version__, "python": platform.python_version()}}

@@ -60,8 +60,12 @@ def make_plan(session: Session, selection: Selection) -> Plan:
 
 
 def calibrate(session: Session, concepts: list[str], rows: int) -> float:
-    """Clips per second of intervention batches of ``batch_size`` rows, timed on one batch of ``rows`` rows."""
-    grid = intervention_grid(concepts, ["replace"], all_sites(session.musicgen.num_layers, ["mlp"]), 1)
+    """Clips per second of intervention batches of ``batch_size`` rows, timed on one batch of ``rows`` rows.
+
+    One concept (a narrow selection) times interventions of the concept with itself: the same work.
+    """
+    pairs = [(concepts[0], concepts[0])] if len(concepts) == 1 else None
+    grid = intervention_grid(concepts, ["replace"], all_sites(session.musicgen.num_layers, ["mlp"]), 1, pairs)
     batch = pd.concat([grid] * (rows // len(grid) + 1)).iloc[:rows].reset_index(drop=True)
     compute = InterventionRows(session)
     compute(batch.iloc[:1])  # warm-up (and the two concepts' means)

@@ -24,7 +24,11 @@ from ..paths import mgbench_home
 from .metrics import ODDS
 from .store import ResultStore
 
-DTYPES = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {"float64": torch.float64, "float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
+#: models that run in float64 on the CPU with ``dtype="auto"``: small enough that it costs little, and it
+#: makes their sampled tokens the same on every CPU (float32 kernels differ in the last bits between
+#: AVX2, AVX-512 and plain builds, and a token near a tie flips)
+EXACT_MODELS = ("tiny",)
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,20 @@ class RunConfig:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     device: str = "cpu"
     batch_size: int = 0  # prompt rows per generate call; 0: as many as memory allows (batching.auto_batch_size)
-    dtype: str = "float32"  # the decoder's dtype (float16 / bfloat16 on CUDA)
+    dtype: str = "auto"  # float64 for the tiny model on the CPU, else float32; float16 / bfloat16: the decoder
     odds: str = ODDS
     both_halves: bool = False  # also intervene on the unconditional (CFG) rows
     concepts_file: "str | None" = None
     cache: "str | None" = None  # default: $MGBENCH_HOME/cache
     download: bool = False  # fetch hub weights that are not cached (not part of any cache key)
+
+    @property
+    def resolved_dtype(self) -> str:
+        """The dtype ``auto`` stands for: float64 for the tiny model on the CPU (same tokens on every CPU), else
+        float32."""
+        if self.dtype != "auto":
+            return self.dtype
+        return "float64" if self.model in EXACT_MODELS and self.device == "cpu" else "float32"
 
     @property
     def classifier_name(self) -> str:
@@ -68,9 +80,9 @@ class Session:
 
     @cached_property
     def musicgen(self) -> LoadedMusicgen:
-        if self.config.dtype not in DTYPES:
-            raise ConfigError(f"unknown dtype {self.config.dtype!r}; use one of {', '.join(DTYPES)}")
-        dtype = DTYPES[self.config.dtype]
+        if self.config.resolved_dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {self.config.dtype!r}; use auto or one of {', '.join(DTYPES)}")
+        dtype = DTYPES[self.config.resolved_dtype]
         return load_musicgen(self.config.model, device=self.config.device, dtype=dtype,
                              allow_download=self.config.download)
 
@@ -97,7 +109,7 @@ class Session:
         concept_data = json.dumps([asdict(x) for x in self.concepts.concepts] + [self.concepts.template,
                                    self.concepts.slots, self.concepts.slot_order], sort_keys=True)
         return {"mgbench": __version__, "model": self.musicgen.identity, "classifier": self.classifier.identity,
-                "prompts": c.prompts, "generation": c.generation.as_dict(), "odds": c.odds, "dtype": c.dtype,
+                "prompts": c.prompts, "generation": c.generation.as_dict(), "odds": c.odds, "dtype": c.resolved_dtype,
                 "both_halves": c.both_halves, "concepts": hashlib.sha256(concept_data.encode()).hexdigest()[:16]}
 
     def prompts(self, concept: str) -> list[str]:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..errors import MissingWeightsError, unknown
+from ..paths import folder_digest
 from .architectures import HUB_NAMES
 from .quiet import quiet_transformers
 from .tiny import tiny_musicgen_folder
 
 MODEL_NAMES = ("tiny", *HUB_NAMES)
+HUB_ID = r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*"  # owner/name, as the Hugging Face hub spells repo ids
 
 
 @dataclass
@@ -57,9 +59,13 @@ def resolve_source(name: str) -> str:
         return str(tiny_musicgen_folder())
     if name in HUB_NAMES:
         return HUB_NAMES[name]
-    if Path(name).is_dir():
+    folder = Path(name)
+    if folder.is_dir():
+        if not (folder / "config.json").is_file() or not [*folder.glob("*.safetensors"), *folder.glob("*.bin")]:
+            raise MissingWeightsError(f"folder {name} holds no MusicGen model: it needs config.json and weights "
+                                      "(*.safetensors or *.bin), as save_pretrained writes them")
         return name
-    if "/" in name and not Path(name).exists() and not name.startswith((".", "/")):
+    if re.fullmatch(HUB_ID, name) and not folder.exists():
         return name  # a hub id such as "facebook/musicgen-melody"
     raise unknown("model", name, MODEL_NAMES, "Or pass a local folder or a Hugging Face hub id (owner/name)")
 
@@ -96,7 +102,8 @@ def load_musicgen(name: str = "tiny", device: str = "cpu", dtype: "torch.dtype |
                   allow_download: bool = False) -> LoadedMusicgen:
     """Load a MusicGen model and processor by name (see ``MODEL_NAMES``), a hub id or a local folder.
 
-    ``dtype`` (e.g. ``torch.float16`` on CUDA) applies to the decoder only. Hub weights that are not
+    ``torch.float64`` applies to the whole model (text encoder, decoder, codec: every number exact to the
+    last bits on any CPU); a half dtype (e.g. ``torch.float16`` on CUDA) to the decoder only. Hub weights that are not
     in the local cache are an error unless ``allow_download`` (mgbench works offline first).
     """
     from transformers import AutoProcessor, MusicgenForConditionalGeneration
@@ -117,10 +124,12 @@ def load_musicgen(name: str = "tiny", device: str = "cpu", dtype: "torch.dtype |
                                       ) from None
         raise MissingWeightsError(missing_weights_message(source)) from None
     model = model.to(device).eval()
-    if dtype is not None:  # only the decoder: T5 and EnCodec stay in float32
+    if dtype == torch.float64:
+        model.to(dtype)
+    elif dtype is not None:  # only the decoder: T5 and EnCodec stay in float32
         model.decoder.to(dtype)
         model.decoder.register_forward_pre_hook(_cast_text_states(dtype), with_kwargs=True)
-    return LoadedMusicgen(name, model, processor, model_identity(name, source))
+    return LoadedMusicgen(name, model, processor, model_identity(source))
 
 
 def _cast_text_states(dtype: torch.dtype):
@@ -134,16 +143,10 @@ def _cast_text_states(dtype: torch.dtype):
     return hook
 
 
-def model_identity(name: str, source: str) -> str:
-    """A string that changes whenever the weights may have changed (for cache keys)."""
-    if name == "tiny":
-        return Path(source).name
-    if Path(source).is_dir():
-        files = sorted(p for p in Path(source).iterdir() if p.is_file())
-        digest = hashlib.sha256()
-        for p in files:
-            stat = p.stat()
-            digest.update(f"{p.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-        return f"local:{Path(source).resolve()}:{digest.hexdigest()[:16]}"
-    snapshot = cached_snapshot(source)
-    return f"{source}@{snapshot.name if snapshot else 'unknown'}"
+def model_identity(source: str) -> str:
+    """The model's content (a hash of its config, weights and processor files) for cache keys: not its name or
+    folder, so weights edited in place are a new model and a copied folder the same one."""
+    folder = Path(source) if Path(source).is_dir() else cached_snapshot(source)
+    if folder is None:
+        raise MissingWeightsError(missing_weights_message(source))
+    return "sha256:" + folder_digest(folder)[:32]

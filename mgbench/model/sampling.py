@@ -73,7 +73,8 @@ class CommonNoiseSampler(LogitsProcessor):
             self.row_keys = mix32(mix32(keys) + codebook * 0x632BE5AB)
         k = min(self.top_k or vocab, vocab)
         # noise for the top-k candidates only (its values do not depend on which tokens are asked for)
-        values, tokens = torch.topk(scores.float() / self.temperature, k, dim=-1, sorted=False)
+        values, tokens = torch.topk(scores.to(torch.promote_types(scores.dtype, torch.float32)) / self.temperature, k,
+                                    dim=-1, sorted=False)
         noisy = values + gumbel_noise(self.seed, self.row_keys, input_ids.shape[-1], tokens)
         choice = tokens.gather(-1, noisy.argmax(dim=-1, keepdim=True))
         return torch.full_like(scores, float("-inf")).scatter_(-1, choice, 0.0)

@@ -20,7 +20,11 @@ from .quiet import quiet_transformers
 
 def tiny_musicgen_folder(seed: int = 0) -> Path:
     """Folder of the tiny MusicGen (built on first use), loadable with ``from_pretrained``."""
-    return build_folder_once(tiny_folder("musicgen", seed), lambda tmp: _build_musicgen(tmp, seed))
+    def build(tmp: Path) -> None:
+        with quiet_transformers():  # MusicGen's special tokens (2048) lie outside the codebooks, as published
+            _build_musicgen(tmp, seed)
+
+    return build_folder_once(tiny_folder("musicgen", seed), build)
 
 
 def build_tiny_tokenizer():
@@ -82,7 +86,6 @@ def _build_musicgen(folder: Path, seed: int) -> None:
     # MusicGen's published generation defaults (facebook/musicgen-* generation_config.json).
     model.generation_config.update(do_sample=True, top_k=250, temperature=1.0, guidance_scale=3.0, max_length=1500,
                                    decoder_start_token_id=2048, pad_token_id=2048, bos_token_id=2048)
-    with quiet_transformers():
-        model.save_pretrained(folder)
+    model.save_pretrained(folder)
     MusicgenProcessor(feature_extractor=EncodecFeatureExtractor(sampling_rate=32000),
                       tokenizer=tokenizer).save_pretrained(folder)

@@ -54,13 +54,14 @@ def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results |
             path = fig_dir / f"fig4-interventions-{model}.png"
             table = figures.profile_figure(mine, model, rules, path)
             blocks += [("h", 3, "Figure 4 (7, 8): interventions by layer"), ("img", path), ("table", table)]
+            mlp_techniques = set(mine[mine.component == "mlp"].technique)
             for technique, number in (("replace", 6), ("adjust", 9)):
-                if technique in set(mine.technique):
+                if technique in mlp_techniques:  # (a narrow selection may have no MLP rows: no empty figure)
                     path = fig_dir / f"fig{number}-pair-type-{technique}-{model}.png"
                     table = figures.pair_type_figure(mine, model, technique, rules, path)
                     blocks += [("h", 3, f"Figure {number}: MLP {technique} by pair type"), ("img", path),
                                ("table", table)]
-    if not iv.empty:
+    if not iv.empty and (iv.component == "mlp").any():
         path = fig_dir / "fig5-effect-vs-precision.png"
         table = figures.effect_precision_figure(iv, figures.paper_bie(rules), path)
         blocks += [("h", 2, "Figure 5: MLP effect vs precision"), ("img", path), ("table", table)]

@@ -11,6 +11,13 @@ import pandas as pd
 from ..errors import ConfigError
 
 TABLES = ("decoderlens", "similarity", "interventions")
+#: the columns the report reads from each table (a table without them is from an older mgbench or another tool)
+COLUMNS = {"decoderlens": ("model", "concept", "category", "layer", "ndcg"),
+           "similarity": ("model", "concept", "layer_i", "layer_j", "distance"),
+           "interventions": ("model", "technique", "original", "desired", "pair_type", "layer", "component",
+                             "effect", "effect_original", "effect_desired", "precision"),
+           "bench": ("case", "experiment", "metric", "value")}
+REMEDY = "rerun `mgbench run` (or `pytest bench/`) to write it anew"
 
 
 @dataclass
@@ -30,22 +37,48 @@ def load_results(folder: "str | Path") -> Results:
     """Read ``folder`` and its subfolders that hold a ``run.json``."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ConfigError(f"results folder {folder} does not exist; give the --out folder of `mgbench run` "
-                          "or the --results folder of `pytest bench/`")
+        raise ConfigError(f"results folder {folder} does not exist or is not a folder; give the --out folder of "
+                          "`mgbench run` or the --results folder of `pytest bench/`")
     runs = [d for d in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())] if (d / "run.json").exists()]
     if not runs and not (folder / "bench.csv").exists():
         raise ConfigError(f"{folder} holds no results (no run.json or bench.csv); run `mgbench run --out {folder}`")
     results = Results(folder)
     for run in runs:
-        info = json.loads((run / "run.json").read_text())
+        info = _run_info(run / "run.json")
         results.runs[info["model"]] = info
         for name in TABLES:
             path = run / f"{name}.parquet"
             if path.exists():
-                results.tables[name] = pd.concat([results.table(name), pd.read_parquet(path)], ignore_index=True)
+                results.tables[name] = pd.concat([results.table(name), _read_table(path, name, pd.read_parquet)],
+                                                 ignore_index=True)
     if (folder / "bench.csv").exists():
-        results.bench = pd.read_csv(folder / "bench.csv")
+        results.bench = _read_table(folder / "bench.csv", "bench", pd.read_csv)
     return results
+
+
+def _run_info(path: Path) -> dict:
+    """A run.json: the settings of one run, with at least its model's name."""
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ConfigError(f"{path} is damaged ({e}); {REMEDY}") from None
+    if not isinstance(info, dict) or not isinstance(info.get("model"), str):
+        raise ConfigError(f"{path} names no model: it is from an older mgbench or another tool; {REMEDY}")
+    return info
+
+
+def _read_table(path: Path, name: str, read) -> pd.DataFrame:
+    """A results table, read with ``read``; a damaged file or missing columns are a one-line error naming it."""
+    try:
+        table = read(path)
+    except Exception as e:  # noqa: BLE001 -- parquet and CSV readers raise many kinds of errors for damaged files
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"{path} is damaged ({reason}); {REMEDY}") from None
+    missing = [c for c in COLUMNS[name] if c not in table.columns]
+    if missing:
+        raise ConfigError(f"{path} lacks the columns {', '.join(missing)}: it is from an older mgbench or another "
+                          f"tool; {REMEDY}")
+    return table
 
 
 def aggregates(results: Results) -> pd.DataFrame:
