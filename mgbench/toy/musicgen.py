@@ -1,0 +1,106 @@
+"""The toy MusicGen: transformers' MusicGen at the tiny size, trained on the toy world with a planted mechanism.
+
+**The planted mechanism**: the prompt's text reaches the decoder only through the cross-attention of
+layer ``PLANTED_LAYER``. Every other layer's cross-attention output projection (which has no bias) is
+zero and frozen, so its output is exactly 0 for every input: those sites have no causal path from the
+text. Concept information still travels through the generated codes (self-attention and MLPs of any
+layer read them), so they may carry concepts too, but only what the planted site put into the codes.
+
+Training is teacher forcing on clips of the toy world with MusicGen's delay pattern. Two tricks make
+the text necessary (else the model reads the concept off the codes after a frame or two and ignores
+the prompt): in half of the rows each frame is, with probability 1/2, swapped in the input for the
+same frame of another clip and not asked for in the loss; and 20% of the rows are unconditional (text
+states and mask zeroed, as ``generate`` builds the guidance rows), which classifier-free guidance needs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..concepts.concept_set import ConceptSet
+from ..model.architectures import SHAPES
+from .codec import CODEC, random_fills
+from .world import ToyWorld
+
+PLANTED_LAYER = 2
+PAD = 2048  # MusicGen's pad = bos = decoder start token, outside the codebooks
+
+
+def toy_config(vocab_size: int):
+    """MusicGen with the tiny shapes, the toy codec and a text encoder over ``vocab_size`` words."""
+    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config
+
+    shape = SHAPES["tiny"]
+    return MusicgenConfig(
+        text_encoder=T5Config(vocab_size=vocab_size, d_model=32, d_ff=64, num_layers=2, num_heads=2, d_kv=16),
+        audio_encoder=EncodecConfig(**CODEC),
+        decoder=MusicgenDecoderConfig(vocab_size=2048, num_codebooks=4, max_position_embeddings=2048,
+                                      pad_token_id=PAD, bos_token_id=PAD, decoder_start_token_id=PAD,
+                                      hidden_size=shape.hidden, ffn_dim=shape.ffn, num_hidden_layers=shape.layers,
+                                      num_attention_heads=shape.heads))
+
+
+def plant(model: torch.nn.Module, layer: int = PLANTED_LAYER) -> None:
+    """Zero and freeze every cross-attention output projection but ``layer``'s: the text's only path."""
+    for i, decoder_layer in enumerate(model.decoder.model.decoder.layers):
+        if i != layer:
+            weight = decoder_layer.encoder_attn.out_proj.weight
+            assert decoder_layer.encoder_attn.out_proj.bias is None
+            weight.data.zero_()
+            weight.requires_grad_(False)
+
+
+def delay(codes: torch.Tensor) -> torch.Tensor:
+    """Codes ``(B, K, T)`` in MusicGen's delay pattern ``(B, K, T + K - 1)``: codebook c shifted by c, PAD elsewhere."""
+    batch, k, frames = codes.shape
+    out = torch.full((batch, k, frames + k - 1), PAD)
+    for c in range(k):
+        out[:, c, c:c + frames] = codes[:, c]
+    return out
+
+
+def batch_tensors(world: ToyWorld, concepts: ConceptSet, tokenizer, batch: int, frames: int,
+                  rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """One training batch: text, decoder inputs (with swapped frames) and labels (-100: not asked for)."""
+    fills = random_fills(world, batch, rng)
+    codes = torch.from_numpy(np.stack([world.codes(f, frames, int(rng.integers(2**31))) for f in fills]))
+    swapped = torch.from_numpy(rng.random((batch, frames)) < 0.5) & torch.from_numpy(rng.random(batch) < 0.5)[:, None]
+    donors = codes[torch.from_numpy(rng.permutation(batch))]
+    inputs = delay(torch.where(swapped[:, None, :], donors, codes))
+    inputs = torch.cat([torch.full((batch, codes.shape[1], 1), PAD), inputs[:, :, :-1]], dim=-1)
+    labels = delay(codes)
+    for c in range(codes.shape[1]):
+        labels[:, c, c:c + frames][swapped] = -100
+    labels[labels == PAD] = -100
+    text = tokenizer([concepts.template.format(**f) for f in fills], padding=True, return_tensors="pt")
+    unconditional = torch.from_numpy(rng.random(batch) < 0.2)
+    return {"input_ids": text.input_ids, "attention_mask": text.attention_mask * ~unconditional[:, None],
+            "unconditional": unconditional, "decoder_input_ids": inputs.reshape(-1, inputs.shape[-1]),
+            "labels": labels}
+
+
+def train_musicgen(model: torch.nn.Module, world: ToyWorld, concepts: ConceptSet, tokenizer, steps: int, seed: int,
+                   batch: int = 32, frames: int = 50) -> torch.nn.Module:
+    """Train the planted ``model``'s text encoder and decoder (the codec stays as it is) on the toy world."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    plant(model)
+    model.audio_encoder.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
+    model.train()
+    for _ in range(steps):
+        b = batch_tensors(world, concepts, tokenizer, batch, frames, rng)
+        hidden = model.text_encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
+        hidden = hidden * ~b["unconditional"][:, None, None]  # the null condition, as generate builds it
+        logits = model(encoder_outputs=(hidden,), attention_mask=b["attention_mask"],
+                       decoder_input_ids=b["decoder_input_ids"]).logits
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), b["labels"].reshape(-1), ignore_index=-100)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return model.eval()
