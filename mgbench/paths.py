@@ -24,6 +24,11 @@ def tiny_folder(kind: str, seed: int) -> Path:
     return mgbench_home() / "tiny" / f"{kind}-s{seed}-v{TINY_VERSION}"
 
 
+def toy_folder() -> Path:
+    """The shipped toy world (``musicgen/``, ``classifier/``, ``planted.json``, ``build.json``), inside the package."""
+    return Path(__file__).parent / "data" / "toy"
+
+
 def _umask_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)

@@ -33,9 +33,25 @@ def test_codes_follow_the_slots_tempo_and_seed(world):
         assert (codes[k] // BLOCK == block).all() and (codes[k] % BLOCK < NOTES).all()
     changes = np.flatnonzero(np.diff(codes[3]))  # the beat count advances every TEMPO_FRAMES frames
     assert (np.diff(changes) == TEMPO_FRAMES["slow"]).all()
-    assert set(np.abs(np.diff(codes[0] % BLOCK))) <= {0, 1}  # the melody walks note by note
+    assert set(np.flatnonzero(np.diff(codes[2]))) <= set(changes)  # a texture is held for a beat
+    for k in (0, 1):  # notes and figures are drawn afresh every frame
+        assert len(set(codes[k] % BLOCK)) == NOTES and len(set(np.flatnonzero(np.diff(codes[k])))) > 150
     assert np.array_equal(codes, world.codes(FILL, 200, seed=3)) and not np.array_equal(codes, world.codes(
         FILL, 200, seed=4))
+
+
+def test_scrambled_clips_keep_their_blocks_but_for_a_few_strays(world):
+    rng = np.random.default_rng(0)
+    clips = world.sample([FILL] * 200, 50, rng, scrambled=1.0)
+    blocks = clips // BLOCK
+    expected = [world.words[slot].index(FILL[slot]) for slot in ("instrument", "genre", "mood", "tempo")]
+    strays = blocks != np.array(expected)[None, :, None]
+    assert 0.02 < strays.mean() < 0.06  # 5% drawn from any block of the slot (a few land on their own)
+    for k, slot in enumerate(("instrument", "genre", "mood", "tempo")):
+        assert blocks[:, k].max() < len(world.words[slot]) and (clips[:, k] % BLOCK < NOTES).all()
+    assert np.array_equal(world.sample([FILL] * 3, 20, np.random.default_rng(1)),
+                          np.stack([world.codes(FILL, 20, int(s)) for s in np.random.default_rng(1).integers(2**31,
+                                                                                                          size=3)]))
 
 
 def test_each_instrument_sounds_in_its_own_register(world):

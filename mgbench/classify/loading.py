@@ -1,4 +1,5 @@
-"""Load an AudioSet classifier by name: ``passt`` (the paper's), ``tiny`` (offline) or a saved folder."""
+"""Load an AudioSet classifier by name: ``passt`` (the paper's), ``toy`` (shipped, trained on the toy world),
+``tiny`` (random, offline) or a saved folder."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Protocol
 import torch
 
 from ..errors import unknown
+from ..paths import toy_folder
 from .passt import load_passt_folder, load_pretrained_passt
 from .tiny import tiny_passt_folder
 
-CLASSIFIER_NAMES = ("passt", "tiny")
+CLASSIFIER_NAMES = ("passt", "toy", "tiny")
 
 
 class AudioClassifier(Protocol):
@@ -26,8 +28,10 @@ class AudioClassifier(Protocol):
         ...
 
 
-def load_classifier(name: str = "tiny", device: str = "cpu") -> AudioClassifier:
-    """Load an AudioSet classifier: ``passt`` (paper), ``tiny`` (offline) or a folder saved by ``save_passt``."""
+def load_classifier(name: str = "toy", device: str = "cpu") -> AudioClassifier:
+    """Load an AudioSet classifier: ``passt`` (paper), ``toy``, ``tiny`` or a folder saved by ``save_passt``."""
+    if name == "toy":
+        return load_passt_folder(toy_folder() / "classifier").to(device)
     if name == "tiny":
         return load_passt_folder(tiny_passt_folder()).to(device)
     if name == "passt":

@@ -49,7 +49,7 @@ class PasstClassifier:
             import torchaudio.functional as AF
 
             waveforms = AF.resample(waveforms, sample_rate, self.sample_rate)
-        with _quiet():  # hear21passt prints tensor shapes on its first forward
+        with quiet_passt():  # hear21passt prints tensor shapes on its first forward
             chunks = [self.wrapper(chunk) for chunk in waveforms.split(self.batch_size)]
         return torch.cat(chunks).float()
 
@@ -59,7 +59,7 @@ class PasstClassifier:
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet_passt():
     """Silence hear21passt's prints and its expected warnings (clips shorter than 10 s, old stft flag)."""
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Input image size")
@@ -74,7 +74,7 @@ def passt_wrapper(net_settings: dict) -> torch.nn.Module:
     from hear21passt.models.preprocess import AugmentMelSTFT
     from hear21passt.wrapper import PasstBasicWrapper
 
-    with _quiet():
+    with quiet_passt():
         mel = AugmentMelSTFT(**MEL_SETTINGS)
         net = PaSST(**{**PASST_GEOMETRY, **net_settings})
     return PasstBasicWrapper(mel=mel, net=net, mode="logits")
@@ -122,6 +122,6 @@ def load_pretrained_passt() -> PasstClassifier:
             f" there and copy {checkpoint.parent}); TORCH_HOME moves the cache.")
     from hear21passt.base import get_basic_model
 
-    with _quiet():
+    with quiet_passt():
         wrapper = get_basic_model(mode="logits", arch=PASST_ARCH)
     return PasstClassifier(wrapper, name="passt", identity=f"{PASST_ARCH}@sha256:{file_digest(checkpoint)[:32]}")

@@ -39,5 +39,6 @@ HUB_NAMES = {
 REAL_SIZES = tuple(HUB_NAMES)
 SHAPES = {"small": DecoderShape(24, 1024, 4096, 16), "medium": DecoderShape(48, 1536, 6144, 24),
           "large": DecoderShape(48, 2048, 8192, 32), "tiny": DecoderShape(4, 64, 256, 4)}
+SHAPES["toy"] = SHAPES["tiny"]  # the toy world's MusicGen: the tiny shapes, trained
 #: decoder layers per size
 NUM_LAYERS = {size: shape.layers for size, shape in SHAPES.items()}

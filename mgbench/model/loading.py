@@ -1,4 +1,5 @@
-"""Load MusicGen by name: ``tiny`` (offline), ``small``/``medium``/``large`` (hub), a hub id or a local folder."""
+"""Load MusicGen by name: ``toy`` (shipped, trained), ``tiny`` (random, offline), ``small``/``medium``/``large``
+(hub), a hub id or a local folder."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from pathlib import Path
 import torch
 
 from ..errors import MissingWeightsError, unknown
-from ..paths import folder_digest
+from ..paths import folder_digest, toy_folder
 from .architectures import HUB_NAMES
 from .quiet import quiet_transformers
 from .tiny import tiny_musicgen_folder
 
-MODEL_NAMES = ("tiny", *HUB_NAMES)
+MODEL_NAMES = ("toy", "tiny", *HUB_NAMES)
+OFFLINE_MODELS = ("toy", "tiny")  # shipped or built here: always available
 HUB_ID = r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*"  # owner/name, as the Hugging Face hub spells repo ids
 
 
@@ -55,6 +57,8 @@ class LoadedMusicgen:
 
 def resolve_source(name: str) -> str:
     """Map a model name to what ``from_pretrained`` takes: a local folder or a hub id."""
+    if name == "toy":
+        return str(toy_folder() / "musicgen")
     if name == "tiny":
         return str(tiny_musicgen_folder())
     if name in HUB_NAMES:
@@ -70,6 +74,16 @@ def resolve_source(name: str) -> str:
     raise unknown("model", name, MODEL_NAMES, "Or pass a local folder or a Hugging Face hub id (owner/name)")
 
 
+def planted_truth(name: str) -> "dict | None":
+    """The planted mechanism shipped with a model (``planted.json`` beside its weights, as the toy world has it),
+    or None for models without one."""
+    import json
+
+    source = Path(resolve_source(name))
+    path = source / "planted.json"
+    return json.loads(path.read_text()) if source.is_dir() and path.is_file() else None
+
+
 def cached_snapshot(repo_id: str) -> "Path | None":
     """The local Hugging Face cache snapshot of ``repo_id`` if its config and weights are there."""
     from huggingface_hub import try_to_load_from_cache
@@ -82,9 +96,11 @@ def cached_snapshot(repo_id: str) -> "Path | None":
 
 
 def is_available(name: str) -> bool:
-    """Whether ``name`` can be loaded without a network (tiny always can)."""
-    source = resolve_source(name) if name != "tiny" else "tiny"
-    if source == "tiny" or Path(source).is_dir():
+    """Whether ``name`` can be loaded without a network (toy and tiny always can)."""
+    if name in OFFLINE_MODELS:
+        return True
+    source = resolve_source(name)
+    if Path(source).is_dir():
         return True
     return cached_snapshot(source) is not None
 
@@ -98,7 +114,7 @@ def missing_weights_message(repo_id: str) -> str:
             f"with --model PATH.")
 
 
-def load_musicgen(name: str = "tiny", device: str = "cpu", dtype: "torch.dtype | None" = None,
+def load_musicgen(name: str = "toy", device: str = "cpu", dtype: "torch.dtype | None" = None,
                   allow_download: bool = False) -> LoadedMusicgen:
     """Load a MusicGen model and processor by name (see ``MODEL_NAMES``), a hub id or a local folder.
 

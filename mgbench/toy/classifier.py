@@ -1,9 +1,9 @@
 """The toy classifier: a small PaSST (hear21passt's code) trained to hear the toy world's concepts.
 
-Trained on the codec's rendering of clips of the toy world, so that the Table 1 labels of the
-concepts in a clip score high: a softmax cross-entropy over the instrument concepts' odds labels and
-one over the genre concepts' (what the accuracy and the intervention odds read), plus a binary
-cross-entropy over all 527 labels (every relevant label high, the rest low).
+Trained on the codec's rendering of clips of the toy world (a quarter of them scrambled), so that the
+Table 1 labels of the concepts in a clip score high: a softmax cross-entropy over the instrument
+concepts' odds labels and one over the genre concepts' (what the accuracy and the intervention odds
+read), plus a binary cross-entropy over all 527 labels (every relevant label high, the rest low).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import trange
 
-from ..classify.passt import passt_wrapper
+from ..classify.passt import passt_wrapper, quiet_passt
 from ..concepts.concept_set import ConceptSet
 from .codec import decode, random_fills
 from .world import ToyWorld
@@ -33,7 +34,7 @@ def targets(concepts: ConceptSet, fills: list[dict[str, str]]) -> tuple[torch.Te
     classes = {category: torch.full((len(fills),), -100) for category in CATEGORIES}
     for row, fill in enumerate(fills):
         for category in CATEGORIES:
-            members = [c for c in concepts.concepts if c.category == category]
+            members = concepts.members(category)
             concept = concept_of(concepts, members[0].slot, fill[members[0].slot])
             if concept is not None:
                 relevant[row, list(concept.label_indices)] = 1.0
@@ -42,13 +43,13 @@ def targets(concepts: ConceptSet, fills: list[dict[str, str]]) -> tuple[torch.Te
 
 
 def odds_labels(concepts: ConceptSet, category: str) -> list[int]:
-    return [c.odds_label for c in concepts.concepts if c.category == category]
+    return [c.odds_label for c in concepts.members(category)]
 
 
 def render(world: ToyWorld, codec: torch.nn.Module, fills: list[dict[str, str]], frames: int,
-           rng: np.random.Generator, chunk: int = 64) -> torch.Tensor:
-    """Audio ``(clips, samples)`` of a clip of each fill, through the codec."""
-    codes = torch.from_numpy(np.stack([world.codes(f, frames, int(rng.integers(2**31))) for f in fills]))
+           rng: np.random.Generator, scrambled: float = 0.0, chunk: int = 64) -> torch.Tensor:
+    """Audio ``(clips, samples)`` of a clip of each fill (a fraction ``scrambled`` scrambled), through the codec."""
+    codes = torch.from_numpy(world.sample(fills, frames, rng, scrambled))
     quantizers = codec.quantizer.layers[:codes.shape[1]]
     tables = torch.nn.ModuleList(torch.nn.Embedding.from_pretrained(q.codebook.embed) for q in quantizers)
     with torch.no_grad():
@@ -61,16 +62,17 @@ def train_classifier(world: ToyWorld, codec: torch.nn.Module, concepts: ConceptS
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     fills = random_fills(world, clips, rng)
-    audio = render(world, codec, fills, frames, rng)
+    audio = render(world, codec, fills, frames, rng, scrambled=0.25)
     relevant, classes = targets(concepts, fills)
     labels = {category: odds_labels(concepts, category) for category in CATEGORIES}
     wrapper = passt_wrapper(dict(TOY_PASST))
     optimizer = torch.optim.AdamW(wrapper.net.parameters(), lr=3e-3, weight_decay=0.01)
     wrapper.train()
     wrapper.mel.eval()  # no SpecAugment: its time masks (192 frames) would blank a whole 1 s clip
-    for _ in range(steps):
+    for _ in trange(steps, desc="toy classifier", mininterval=10, leave=False):
         rows = torch.from_numpy(rng.integers(clips, size=batch))
-        logits = wrapper(audio[rows])
+        with quiet_passt():  # hear21passt prints tensor shapes on its first forward
+            logits = wrapper(audio[rows])
         loss = F.binary_cross_entropy_with_logits(logits, relevant[rows]) * 10
         for category in CATEGORIES:
             loss = loss + F.cross_entropy(logits[:, labels[category]], classes[category][rows], ignore_index=-100)

@@ -1,15 +1,17 @@
 """The toy world's codec: a small EnCodec (transformers' architecture) whose decoder is trained to play the synth.
 
 A random EnCodec makes nearly the same waveform for every code sequence, so no classifier could hear
-a concept in it. Here the decoder and the codebooks learn, from clips of the toy world, to render each
-clip's codes as its synthesized sound (a multi-resolution STFT loss: the spectra matter, not the
-phases). The encoder is never used: MusicGen only decodes.
+a concept in it. Here the decoder and the codebooks learn, from clips of the toy world (a quarter of them
+scrambled, as a sampling model may write them), to render each clip's codes as its synthesized sound
+(a multi-resolution STFT loss: the spectra matter, not the phases). The encoder is never used:
+MusicGen only decodes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from tqdm.auto import trange
 
 from .world import SAMPLE_RATE, Synth, ToyWorld
 
@@ -54,9 +56,9 @@ def train_codec(world: ToyWorld, synth: Synth, steps: int, seed: int, frames: in
     optimizer = torch.optim.Adam(params, lr=3e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps)
     codec.train()
-    for _ in range(steps):
+    for _ in trange(steps, desc="toy codec", mininterval=10, leave=False):
         fills = random_fills(world, batch, rng)
-        codes = np.stack([world.codes(fill, frames, int(rng.integers(2**31))) for fill in fills])
+        codes = world.sample(fills, frames, rng, scrambled=0.25)
         target = torch.tensor(np.stack([synth(c) for c in codes]), dtype=torch.float32)
         audio = decode(codec, codebooks, torch.from_numpy(codes))[:, :target.shape[1]]
         loss = spectral_loss(audio, target)

@@ -1,12 +1,14 @@
 """The toy world's generative process: a prompt's clip as MusicGen audio codes, and as sound.
 
 Each slot of the prompt template owns one codebook, and each word of a slot a block of 64 codes in
-it (8 used): codebook 0 plays the instrument's melody (a random walk over 8 notes), codebook 1 the
-genre's 8-step pattern, codebook 2 the mood's texture (random draws), codebook 3 the tempo's beat
-count. Notes and steps change every ``TEMPO_FRAMES[tempo]`` frames. A clip's codes are a pure function
-of its slot words and a seed.
+it (8 used): codebook 0 plays the instrument's notes, codebook 1 the genre's figures, codebook 2 the
+mood's texture, codebook 3 the tempo's beat count. Notes and figures are fresh random draws among the
+word's 8 codes every frame (so only the prompt, or many frames, say which word); a texture is held for
+``TEMPO_FRAMES[tempo]`` frames. Only the block says the word: any order of a block's codes is a clip
+of that word (which keeps what a model generates inside the world). A clip's codes are a pure
+function of its slot words and a seed.
 
-``synthesize`` turns codes into sound frame by frame (20 ms each), so that a codec can learn it and a
+``Synth`` turns codes into sound frame by frame (20 ms each), so that a codec can learn it and a
 classifier can hear the concepts: each instrument is a harmonic tone with its own register, timbre
 and tremolo rate plus a noise band in its register; each genre a layer of its own (drum-like noise
 bursts, bass, chords or pads).
@@ -15,7 +17,6 @@ bursts, bass, chords or pads).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -48,21 +49,30 @@ class ToyWorld:
             words[slot] = tuple(values)
         return cls(words)
 
-    @cached_property
-    def patterns(self) -> np.ndarray:
-        """Each genre's 8-step pattern: a fixed permutation of its 8 codes."""
-        return np.stack([np.random.default_rng(1234 + g).permutation(NOTES) for g in range(len(self.words["genre"]))])
-
     def codes(self, fill: dict[str, str], frames: int, seed: int) -> np.ndarray:
         """The codes ``(4, frames)`` of a clip whose prompt has ``fill[slot]`` in each slot."""
         rng = np.random.default_rng(seed)
         i, g, m, j = (self.words[slot].index(fill[slot]) for slot in CODEBOOK_SLOTS)
         period = TEMPO_FRAMES.get(fill["tempo"], 8)
         step = (np.arange(frames) + rng.integers(period * NOTES)) // period  # a random phase
-        walk = np.cumsum(rng.choice([-1, 1], size=step[-1] - step[0] + 1)) + rng.integers(NOTES)
-        note = np.abs(walk % (2 * NOTES - 2) - (NOTES - 1))[step - step[0]]  # reflected into 0..7
-        return np.stack([BLOCK * i + note, BLOCK * g + self.patterns[g][step % NOTES],
-                         BLOCK * m + rng.integers(NOTES, size=frames), BLOCK * j + step % NOTES])
+        texture = BLOCK * m + rng.integers(NOTES, size=step[-1] - step[0] + 1)[step - step[0]]  # held for a step
+        return np.stack([BLOCK * i + rng.integers(NOTES, size=frames), BLOCK * g + rng.integers(NOTES, size=frames),
+                         texture, BLOCK * j + step % NOTES])
+
+    def sample(self, fills: list[dict[str, str]], frames: int, rng: np.random.Generator,
+               scrambled: float = 0.0) -> np.ndarray:
+        """Codes ``(len(fills), 4, frames)`` of a clip of each fill, a fraction ``scrambled`` of them scrambled."""
+        clips = [self.codes(fill, frames, int(rng.integers(2**31))) for fill in fills]
+        return np.stack([self.scramble(c, rng) if rng.random() < scrambled else c for c in clips])
+
+    def scramble(self, codes: np.ndarray, rng: np.random.Generator, stray: float = 0.05) -> np.ndarray:
+        """Codes ``(4, frames)`` as a sampling model may write them: each code redrawn within its block, and a
+        fraction ``stray`` from another word's block. The codec and classifier also train on such clips, so
+        that a generated clip sounds (and is heard) like its majority words."""
+        sizes = np.array([len(self.words[slot]) for slot in CODEBOOK_SLOTS])[:, None]
+        block = np.where(rng.random(codes.shape) < stray, rng.integers(sizes, size=codes.shape), codes // BLOCK)
+        return BLOCK * block + rng.integers(NOTES, size=codes.shape)
+
 
 
 def _band_noise(rng: np.random.Generator, low: float, high: float) -> np.ndarray:
@@ -98,7 +108,7 @@ class Synth:
         tone = (harmonics[:, None] * np.sin(2 * np.pi * f0 * n * t)).sum(0) / harmonics.sum()
         swell = 1 + 0.9 * np.sin(2 * np.pi * tremolo * t)
         instrument = (0.45 * tone + 0.15 * self.instrument_noise[i % len(INSTRUMENTS), note]) * swell
-        return instrument + 0.2 * self.genre_layer(g % len(self.GENRE_BANDS), k, t)
+        return instrument + 0.35 * self.genre_layer(g % len(self.GENRE_BANDS), k, t)
 
     def genre_layer(self, g: int, k: int, t: np.ndarray) -> np.ndarray:
         """rock, pop, electronic, jazz, classical, hip hop (the genre slot's order, then hiphop)."""
