@@ -15,7 +15,7 @@ from mgbench.model.sites import Site
 
 @pytest.fixture
 def session(tmp_path):
-    return Session(RunConfig(prompts=2, generation=GenerationSettings(seconds=0.5, seed=1), batch_size=5,
+    return Session(RunConfig(model="tiny", prompts=2, generation=GenerationSettings(seconds=0.5, seed=1), batch_size=5,
                              cache=str(tmp_path / "cache")))
 
 
@@ -96,7 +96,7 @@ def test_a_row_is_the_same_alone_or_in_any_batch(tmp_path):
     grid = intervention_grid(["guitar", "jazz"], ["adjust"], [Site(1, "mlp"), Site(3, "cross_attn")], 2)
     sessions, tables = [], []
     for batch_size in (1, 5):
-        session = Session(RunConfig(prompts=2, generation=GenerationSettings(seconds=0.5, seed=4),
+        session = Session(RunConfig(model="tiny", prompts=2, generation=GenerationSettings(seconds=0.5, seed=4),
                                     batch_size=batch_size, cache=str(tmp_path / f"cache{batch_size}")))
         assert session.config.resolved_dtype == "float64"
         tables.append(run_interventions(session, grid).sort_values(list(grid.columns)).reset_index(drop=True))
@@ -125,5 +125,5 @@ def test_selection_validation(session):
 
 def test_run_selection_tables(session):
     tables = run_selection(session, Selection(concepts=("guitar", "rock"), components=("mlp",), layers=(3,)))
-    assert set(tables) == {"decoderlens", "similarity", "interventions"}
+    assert set(tables) == {"decoderlens", "similarity", "interventions", "ceiling"}
     assert len(tables["interventions"]) == 2 * 2 * 2  # 2 techniques x 2 ordered pairs x 2 prompts

@@ -9,7 +9,15 @@ from scipy.spatial.distance import cdist
 from scipy.stats import entropy
 from sklearn.metrics import ndcg_score
 
-from mgbench.experiments.metrics import intervention_effect, kl_divergence, log_odds, ndcg, precision, self_similarity
+from mgbench.experiments.metrics import (
+    intervention_effect,
+    kl_divergence,
+    log_odds,
+    ndcg,
+    precision,
+    random_ranking_ndcg,
+    self_similarity,
+)
 
 logit_vectors = arrays(np.float64, 12, elements=st.floats(-20, 20, allow_nan=False))
 
@@ -24,6 +32,17 @@ def test_ndcg_matches_sklearn():
         ours = ndcg(torch.tensor(logits), relevant.tolist()).numpy()
         theirs = [ndcg_score(truth[i:i + 1], logits[i:i + 1]) for i in range(3)]
         np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("relevant", "labels"), [(1, 527), (3, 527), (5, 40)])
+def test_random_ranking_ndcg_is_the_mean_ndcg_of_random_scores(relevant, labels):
+    rng = np.random.default_rng(relevant)
+    truth = np.zeros((4000, labels))
+    truth[:, :relevant] = 1
+    scores = rng.random((4000, labels))  # a uniformly random ranking per row
+    sampled = np.array([ndcg_score(truth[i:i + 1], scores[i:i + 1]) for i in range(4000)])
+    standard_error = sampled.std() / np.sqrt(len(sampled))
+    assert abs(random_ranking_ndcg(relevant, labels) - sampled.mean()) < 4 * standard_error
 
 
 @given(logit_vectors, st.sets(st.integers(0, 11), min_size=1, max_size=5))

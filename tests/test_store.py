@@ -81,7 +81,7 @@ def test_readers_never_see_or_touch_a_writers_file_in_progress(store):
 
 @pytest.fixture
 def session(tmp_path):
-    return Session(RunConfig(prompts=2, generation=GenerationSettings(seconds=0.5, seed=1), batch_size=5,
+    return Session(RunConfig(model="tiny", prompts=2, generation=GenerationSettings(seconds=0.5, seed=1), batch_size=5,
                              cache=str(tmp_path / "cache")))
 
 

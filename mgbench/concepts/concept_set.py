@@ -65,6 +65,16 @@ class ConceptSet:
         except KeyError:
             raise unknown("concept", name, self.names, "Run `mgbench concepts` to list them") from None
 
+    def members(self, category: str) -> list[Concept]:
+        """The concepts of ``category``, in file order."""
+        return [c for c in self.concepts if c.category == category]
+
+    def recognized(self, logits, concept: Concept) -> bool:
+        """Whether ``concept``'s odds label scores highest among the odds labels of its category's concepts in one
+        row of classifier ``logits`` (chance: one over their number, for clips that ignore the prompt)."""
+        members = self.members(concept.category)
+        return bool(logits[[c.odds_label for c in members]].argmax() == members.index(concept))
+
     def select(self, names: "list[str] | None") -> list[Concept]:
         """Concepts by name (all when ``names`` is None or empty), in the given order; each at most once."""
         twice = sorted({n for n in names or [] if names.count(n) > 1})
@@ -72,8 +82,8 @@ class ConceptSet:
             raise ConfigError(f"concept {twice[0]!r} is named more than once; name each concept once")
         return [self.get(n) for n in names] if names else list(self.concepts)
 
-    def prompts(self, name: str, n: "int | None" = None) -> list[str]:
-        """The first ``n`` prompts of a concept (default: ``prompts_per_concept``).
+    def fills(self, name: str, n: "int | None" = None) -> list[dict[str, str]]:
+        """The slot values of a concept's first ``n`` prompts (default: ``prompts_per_concept``).
 
         The concept's slot holds its word; the other slots run over every combination in nested
         loops in ``slot_order`` (outermost first), as the reference code does.
@@ -82,11 +92,22 @@ class ConceptSet:
         n = self.prompts_per_concept if n is None else n
         free = [s for s in self.slot_order if s != concept.slot]
         combos = itertools.product(*(self.slots[s] for s in free))
-        fills = ({**dict(zip(free, values)), concept.slot: concept.word} for values in combos)
-        prompts = [self.template.format(**fill) for fill in itertools.islice(fills, n)]
-        if len(prompts) < n:
-            raise ConfigError(f"concept {name!r} has only {len(prompts)} prompts; ask for at most that many")
-        return prompts
+        fills = [{**dict(zip(free, values)), concept.slot: concept.word} for values in itertools.islice(combos, n)]
+        if len(fills) < n:
+            raise ConfigError(f"concept {name!r} has only {len(fills)} prompts; ask for at most that many")
+        return fills
+
+    def prompts(self, name: str, n: "int | None" = None) -> list[str]:
+        """The first ``n`` prompts of a concept (default: ``prompts_per_concept``): ``fills`` in the template."""
+        return [self.template.format(**fill) for fill in self.fills(name, n)]
+
+    def swapped_prompt(self, name: str, prompt_id: int, desired_name: str) -> str:
+        """Prompt ``prompt_id`` of concept ``name`` with the desired concept's slot set to its word."""
+        desired = self.get(desired_name)
+        if prompt_id < 0:
+            raise ConfigError(f"prompt id {prompt_id} is negative; give 0 or more")
+        fill = self.fills(name, prompt_id + 1)[prompt_id]
+        return self.template.format(**{**fill, desired.slot: desired.word})
 
     def vocabulary(self) -> list[str]:
         """Every word the prompts can contain (for the tiny model's tokenizer), sorted."""

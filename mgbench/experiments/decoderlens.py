@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from ..concepts.audioset import label_names
-from .metrics import ndcg, self_similarity
+from .metrics import ndcg, random_ranking_ndcg, self_similarity
 from .resume import chunks, fill_table
 from .session import Session
 
@@ -30,7 +30,8 @@ def decoderlens_grid(concepts: list[str], layers: list[int], prompts: int) -> pd
 
 
 def run_decoderlens(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
-    """Compute (or read from the store) the rows of ``wanted``: ndcg and top-5 labels per (concept, layer, prompt)."""
+    """Compute (or read from the store) the rows of ``wanted``: ndcg, whether the concept is recognized among its
+    category's, and the top-5 labels per (concept, layer, prompt)."""
     num_layers = session.musicgen.num_layers
 
     def compute(batch: pd.DataFrame) -> pd.DataFrame:
@@ -41,8 +42,12 @@ def run_decoderlens(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
         else:
             prompts = [session.prompts(c)[p] for c, p in zip(batch["concept"], batch["prompt_id"])]
             logits = session.classify(session.runner.generate(prompts, cut=layer + 1))
-        relevant = [session.concepts.get(c).label_indices for c in batch["concept"]]
-        return batch.assign(ndcg=[ndcg(row, rel).item() for row, rel in zip(logits, relevant)],
+        concepts = [session.concepts.get(c) for c in batch["concept"]]
+        return batch.assign(ndcg=[ndcg(row, c.label_indices).item() for row, c in zip(logits, concepts)],
+                            recognized=[session.concepts.recognized(row, c) for row, c in zip(logits, concepts)],
+                            recognized_chance=[1 / len(session.concepts.members(c.category)) for c in concepts],
+                            ndcg_chance=[random_ranking_ndcg(len(set(c.label_indices)), len(row))
+                                         for row, c in zip(logits, concepts)],
                             top5=top_labels(logits))
 
     def batches(missing: pd.DataFrame) -> list[pd.DataFrame]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -62,17 +63,24 @@ class InterventionRows:
         return self.edits[key]
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        session, concepts = self.session, self.session.concepts
+        session = self.session
         rows = list(batch.itertuples(index=False))
         prompts = [session.prompts(r.original)[r.prompt_id] for r in rows]
         edits = [self.edit(r.technique, r.original, r.desired, r.layer, r.component) for r in rows]
         after = session.classify(session.runner.generate(prompts, edits=edits))
-        before = torch.stack([session.concept_pass(concepts.get(r.original)).logits[r.prompt_id] for r in rows])
-        original = torch.tensor([concepts.get(r.original).odds_label for r in rows])
-        desired = torch.tensor([concepts.get(r.desired).odds_label for r in rows])
-        effect, eff_o, eff_d = intervention_effect(before, after, original, desired, session.config.odds)
-        return batch.assign(effect=effect.numpy(), effect_original=eff_o.numpy(), effect_desired=eff_d.numpy(),
-                            precision=precision(before, after).numpy())
+        return batch.assign(**against_baseline(session, rows, after))
+
+
+def against_baseline(session: Session, rows: list, after: torch.Tensor) -> dict[str, "np.ndarray"]:
+    """Effect (eq. 1, with its original and desired parts) and precision of clips ``after`` (classifier logits, one
+    per row with ``original``, ``desired`` and ``prompt_id``) against the same prompts' baseline clips."""
+    concepts = session.concepts
+    before = torch.stack([session.concept_pass(concepts.get(r.original)).logits[r.prompt_id] for r in rows])
+    original = torch.tensor([concepts.get(r.original).odds_label for r in rows])
+    desired = torch.tensor([concepts.get(r.desired).odds_label for r in rows])
+    effect, eff_o, eff_d = intervention_effect(before, after, original, desired, session.config.odds)
+    return {"effect": effect.numpy(), "effect_original": eff_o.numpy(), "effect_desired": eff_d.numpy(),
+            "precision": precision(before, after).numpy()}
 
 
 def run_interventions(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:

@@ -24,6 +24,13 @@ def ndcg(logits: torch.Tensor, relevant: Sequence[int]) -> torch.Tensor:
     return (dcg / ideal).float()
 
 
+def random_ranking_ndcg(relevant: int, labels: int) -> float:
+    """The expected NDCG of a uniformly random ranking of ``labels`` labels of which ``relevant`` are relevant: each
+    position holds a relevant label with probability relevant / labels, so E[DCG] = that times the sum of discounts."""
+    discount = 1.0 / torch.log2(torch.arange(2, labels + 2, dtype=torch.float64))
+    return float(relevant / labels * discount.sum() / discount[:relevant].sum())
+
+
 def log_odds(logits: torch.Tensor, label: "int | torch.Tensor", kind: str = ODDS) -> torch.Tensor:
     """log odds p/(1-p) (``odds``, the paper's eq. 1) or log p (``prob``, the reference code) of ``label``.
 

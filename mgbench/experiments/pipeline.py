@@ -11,15 +11,16 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import ConfigError, unknown
-from ..model.loading import LoadedMusicgen
+from ..model.loading import LoadedMusicgen, planted_truth
 from ..model.runner import GenerationSettings, MusicgenRunner
 from ..model.sites import COMPONENT_MODULES, PAPER_COMPONENTS, all_sites
 from ..paths import atomic_write_bytes, atomic_write_with
+from .ceiling import ceiling_grid, run_ceiling
 from .decoderlens import decoderlens_grid, run_decoderlens, run_similarity
 from .interventions import TECHNIQUES, intervention_grid, run_interventions
 from .session import Session
 
-EXPERIMENTS = ("decoderlens", "similarity", "interventions")
+EXPERIMENTS = ("decoderlens", "similarity", "interventions", "ceiling")
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,10 @@ class Selection:
                 raise unknown("component", c, PAPER_COMPONENTS)
         for concept in session.concepts.select(list(self.concepts or [])):
             session.prompts(concept.name)  # raises when the concept has fewer prompts than asked for
-        if self.concepts is not None and len(self.concepts) < 2 and "interventions" in self.experiments:
-            raise ConfigError("interventions need at least two concepts (an original and a desired one)")
+        paired = [e for e in ("interventions", "ceiling") if e in self.experiments]
+        if self.concepts is not None and len(self.concepts) < 2 and paired:
+            raise ConfigError(f"{' and '.join(paired)}: at least two concepts are needed (an original and a "
+                              "desired one)")
         all_sites(session.musicgen.num_layers, self.components, list(self.layers) if self.layers else None)
         check_clip_length(session.musicgen, session.config.generation)
         return self
@@ -95,6 +98,8 @@ def run_selection(session: Session, selection: Selection) -> dict[str, pd.DataFr
         sites = all_sites(session.musicgen.num_layers, selection.components, layers)
         grid = intervention_grid(concepts, list(selection.techniques), sites, session.config.prompts)
         tables["interventions"] = run_interventions(session, grid)
+    if "ceiling" in selection.experiments:
+        tables["ceiling"] = run_ceiling(session, ceiling_grid(concepts, session.config.prompts))
     return tables
 
 
@@ -107,7 +112,7 @@ def run_info(session: Session) -> dict:
     return {"model": c.model, "model_identity": session.musicgen.identity, "classifier": c.classifier_name,
             "classifier_identity": session.classifier.identity, "prompts": c.prompts, **c.generation.as_dict(),
             "device": c.device, "dtype": c.resolved_dtype, "odds": c.odds, "both_halves": c.both_halves,
-            "batch_size": session.batch_size,
+            "batch_size": session.batch_size, "planted": planted_truth(c.model),
             "concepts_file": session.concepts.source, "versions": {"mgbench": __version__, "torch": torch.__version__,
             "transformers": transformers.__version__, "python": platform.python_version()}}
 
@@ -141,4 +146,8 @@ def summarize(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
             out[metric] = flat(iv.pivot_table(index="layer", columns=["technique", "component"], values=metric))
         out["pair_type"] = iv[iv.component == "mlp"].groupby(["technique", "pair_type"])[
             ["effect", "effect_original", "effect_desired"]].mean()
+    if "ceiling" in tables and not tables["ceiling"].empty:
+        metrics = ["effect", "effect_original", "effect_desired", "precision"]
+        out["ceiling"] = tables["ceiling"].groupby(["original", "desired"])[metrics].mean()
+        out["ceiling_pair_type"] = tables["ceiling"].groupby("pair_type")[metrics].mean()
     return out

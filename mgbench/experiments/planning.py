@@ -10,6 +10,8 @@ import pandas as pd
 from ..model.architectures import NUM_LAYERS, SHAPES
 from ..model.cost import flops_per_clip
 from ..model.sites import all_sites
+from .ceiling import IDS as CEILING_IDS
+from .ceiling import ceiling_grid
 from .decoderlens import IDS as DL_IDS
 from .decoderlens import decoderlens_grid
 from .interventions import IDS as IV_IDS
@@ -51,6 +53,8 @@ def make_plan(session: Session, selection: Selection) -> Plan:
         grid = intervention_grid(concepts, list(selection.techniques), all_sites(layers, selection.components,
                                                                                  chosen), n)
         generations["interventions"] = len(missing_rows(session.store, "interventions", grid, IV_IDS))
+    if "ceiling" in selection.experiments:
+        generations["ceiling"] = len(missing_rows(session.store, "ceiling", ceiling_grid(concepts, n), CEILING_IDS))
     passes = [c for c in concepts if not session.store.tensor_path(f"pass-{c}").exists()]
     generations["baselines"] = n * len(passes)
     clips_per_s = calibrate(session, concepts[:2], min(session.batch_size, 256))

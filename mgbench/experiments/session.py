@@ -28,20 +28,22 @@ DTYPES = {"float64": torch.float64, "float32": None, "float16": torch.float16, "
 #: models that run in float64 on the CPU with ``dtype="auto"``: small enough that it costs little, and it
 #: makes their sampled tokens the same on every CPU (float32 kernels differ in the last bits between
 #: AVX2, AVX-512 and plain builds, and a token near a tie flips)
-EXACT_MODELS = ("tiny",)
+EXACT_MODELS = ("toy", "tiny")
+#: models whose own classifier is the default (every other model's is the paper's PaSST)
+OWN_CLASSIFIER = ("toy", "tiny")
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run's numbers depend on, plus where to keep them."""
 
-    model: str = "tiny"
-    classifier: "str | None" = None  # default: tiny for the tiny model, passt otherwise
+    model: str = "toy"
+    classifier: "str | None" = None  # default: toy / tiny for the toy / tiny model, passt otherwise
     prompts: int = 100
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     device: str = "cpu"
     batch_size: int = 0  # prompt rows per generate call; 0: as many as memory allows (batching.auto_batch_size)
-    dtype: str = "auto"  # float64 for the tiny model on the CPU, else float32; float16 / bfloat16: the decoder
+    dtype: str = "auto"  # float64 for toy and tiny on the CPU, else float32; float16 / bfloat16: the decoder
     odds: str = ODDS
     both_halves: bool = False  # also intervene on the unconditional (CFG) rows
     concepts_file: "str | None" = None
@@ -50,15 +52,15 @@ class RunConfig:
 
     @property
     def resolved_dtype(self) -> str:
-        """The dtype ``auto`` stands for: float64 for the tiny model on the CPU (same tokens on every CPU), else
-        float32."""
+        """The dtype ``auto`` stands for: float64 for the toy and tiny models on the CPU (same tokens on every CPU),
+        else float32."""
         if self.dtype != "auto":
             return self.dtype
         return "float64" if self.model in EXACT_MODELS and self.device == "cpu" else "float32"
 
     @property
     def classifier_name(self) -> str:
-        return self.classifier or ("tiny" if self.model == "tiny" else "passt")
+        return self.classifier or (self.model if self.model in OWN_CLASSIFIER else "passt")
 
 
 @dataclass
@@ -116,16 +118,25 @@ class Session:
         return self.concepts.prompts(concept, self.config.prompts)
 
     def classify(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.classifier.logits(audio, self.musicgen.sample_rate).cpu()
+        """Classifier logits of clips. In float64 runs each clip is classified alone: the float32 classifier's
+        kernels sum in another order for other batch shapes, and a clip's logits must not depend on the clips
+        that share its batch (then an edit that changes no token changes no number, exactly)."""
+        rate = self.musicgen.sample_rate
+        if self.config.resolved_dtype == "float64":
+            return torch.cat([self.classifier.logits(clip[None], rate).cpu() for clip in audio])
+        return self.classifier.logits(audio, rate).cpu()
 
     def batches(self, n: int):
         """Index ranges of at most ``batch_size`` rows."""
         return [range(i, min(i + self.batch_size, n)) for i in range(0, n, self.batch_size)]
 
-    def generate(self, prompts: list[str], edits: "list | None" = None) -> torch.Tensor:
-        """Clips for any number of prompts (with optional per-prompt edits), ``batch_size`` rows per call."""
-        return torch.cat([self.runner.generate([prompts[i] for i in rows],
-                                               edits=None if edits is None else [edits[i] for i in rows])
+    def generate(self, prompts: list[str], edits: "list | None" = None,
+                 noise_keys: "list[str] | None" = None) -> torch.Tensor:
+        """Clips for any number of prompts (with optional per-prompt edits and noise keys), ``batch_size`` rows
+        per call."""
+        pick = lambda items, rows: None if items is None else [items[i] for i in rows]  # noqa: E731
+        return torch.cat([self.runner.generate(pick(prompts, rows), edits=pick(edits, rows),
+                                               noise_keys=pick(noise_keys, rows))
                           for rows in self.batches(len(prompts))])
 
     def concept_pass(self, concept: Concept) -> ConceptPass:

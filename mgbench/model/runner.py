@@ -46,15 +46,20 @@ class MusicgenRunner:
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], edits: "Sequence[RowEdit | None] | None" = None,
-                 capture: "Capture | None" = None, cut: "int | None" = None) -> torch.Tensor:
+                 capture: "Capture | None" = None, cut: "int | None" = None,
+                 noise_keys: "Sequence[str] | None" = None) -> torch.Tensor:
         """Generate one clip per prompt; return mono audio ``(len(prompts), samples)`` on the CPU.
 
         ``edits[b]`` intervenes on prompt ``b``'s rows; ``capture`` records site outputs;
-        ``cut`` runs only the first ``cut`` decoder layers (DecoderLens).
+        ``cut`` runs only the first ``cut`` decoder layers (DecoderLens); ``noise_keys[b]`` is the text
+        whose ``prompt_key`` seeds row ``b``'s sampling noise (default: the prompt itself).
         """
         loaded, s = self.loaded, self.settings
         if edits is not None and len(edits) != len(prompts):
             raise ValueError(f"got {len(edits)} edits for {len(prompts)} prompts; pass one (or None) per prompt")
+        if noise_keys is not None and len(noise_keys) != len(prompts):
+            raise ValueError(f"got {len(noise_keys)} noise keys for {len(prompts)} prompts; pass one per prompt")
+        keys = prompts if noise_keys is None else noise_keys
         inputs = loaded.processor(text=list(prompts), padding=True, return_tensors="pt").to(loaded.device)
         decoder = loaded.model.decoder.model.decoder
         hooks, pre_hooks = [], []
@@ -65,7 +70,7 @@ class MusicgenRunner:
             pre_hooks.append(capture.restart_hook(decoder))
         processors = SamplerLastList()
         if not s.greedy:
-            processors.append(CommonNoiseSampler([prompt_key(p) for p in prompts], loaded.num_codebooks, s.seed,
+            processors.append(CommonNoiseSampler([prompt_key(k) for k in keys], loaded.num_codebooks, s.seed,
                                                  s.top_k, s.temperature))
         with installed(hooks, pre_hooks), (cut_decoder(decoder, cut) if cut else contextlib.nullcontext()):
             audio = loaded.model.generate(**inputs, do_sample=False, guidance_scale=s.guidance_scale,
