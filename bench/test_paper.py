@@ -34,3 +34,10 @@ def test_claim(case, bench):
     """A claim of the paper's text, with a holds/fails verdict."""
     verdict = bench.verdict(case)
     assert verdict.holds, f"{case.id}: the paper's claim fails here: {verdict.detail}"
+
+
+def test_ground_truth(case, bench):
+    """The toy world's planted mechanism, recovered: silent no-path sites, the entry site first, lens at chance
+    before the entry (suite/ground_truth.py)."""
+    result = bench.ground_truth(case)
+    assert result.holds, f"{case.id}: the planted truth is not recovered: {result.detail}"

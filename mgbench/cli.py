@@ -11,8 +11,9 @@ from typing import NoReturn
 
 from .errors import ConfigError, MgbenchError
 
-#: The tiny default run is the paper's, with fewer prompts and shorter clips so it ends in minutes on a CPU.
-TINY_PROMPTS, TINY_SECONDS = 2, 1.0
+#: The offline models' default runs are the paper's, with fewer prompts and shorter clips (prompts per concept,
+#: seconds) so that they end in minutes on a CPU.
+OFFLINE_RUNS = {"toy": (2, 1.0), "tiny": (2, 1.0)}
 #: exit status after Ctrl-C (128 + SIGINT), as shells report it
 EXIT_INTERRUPTED = 130
 
@@ -117,7 +118,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     names = [args.name] if args.name else list(MODEL_NAMES)
     for name in names:
-        source = "built offline from a seed" if name == "tiny" else HUB_NAMES.get(name) or resolve_source(name)
+        offline = {"toy": "shipped: the toy world", "tiny": "built offline from a seed"}
+        source = offline.get(name) or HUB_NAMES.get(name) or resolve_source(name)
         state = "available offline" if is_available(name) else "not downloaded"
         print(f"{name:<8} {source:<28} {state}")
     return 0
@@ -149,9 +151,9 @@ def _run_setup(args: argparse.Namespace):
     from .experiments.session import RunConfig, Session
     from .model.runner import GenerationSettings
 
-    tiny = args.model == "tiny"
-    prompts = args.prompts if args.prompts is not None else TINY_PROMPTS if tiny else 100
-    clip = args.seconds if args.seconds is not None else TINY_SECONDS if tiny else 4.0
+    default_prompts, default_seconds = OFFLINE_RUNS.get(args.model, (100, 4.0))
+    prompts = args.prompts if args.prompts is not None else default_prompts
+    clip = args.seconds if args.seconds is not None else default_seconds
     config = RunConfig(
         model=args.model, classifier=args.classifier, device=args.device, dtype=args.dtype,
         batch_size=args.batch_size, prompts=prompts, odds=args.odds, both_halves=args.both_halves,
@@ -231,6 +233,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_toy_build(args: argparse.Namespace) -> int:
+    """Train the toy world (codec, classifier, MusicGen with its planted mechanism), check it, save it."""
+    from dataclasses import fields
+
+    from .toy.build import BuildPlan, build_toy
+    from .toy.checks import TARGETS
+
+    out = Path(args.out)
+    if out.exists():
+        raise ConfigError(f"{out} exists; give --out a new folder (a build never overwrites one)")
+    plan = BuildPlan(**{f.name: getattr(args, f.name) for f in fields(BuildPlan)})
+    record = build_toy(out, plan, log=lambda line: print(f"mgbench: {line}", file=sys.stderr))
+    missed = []
+    for check, target in TARGETS.items():
+        for category, value in record[check].items():
+            print(f"{check} {category}: {value:.3f} (target {target:g})")
+            missed += [f"{check} {category}"] if value < target else []
+    print(f"built in {record['build_seconds']:.0f} s: {out} (use it with --model {out / 'musicgen'} "
+          f"--classifier {out / 'classifier'})")
+    if missed:
+        print(f"mgbench: warning: below target: {', '.join(missed)}", file=sys.stderr)
+    return 1 if missed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -274,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help=cmd_plan.__doc__)
     add_run_args(p)
     p.set_defaults(func=cmd_plan)
+
+    toy = sub.add_parser("toy", help="the toy world: a MusicGen with a planted, known mechanism")
+    p = toy.add_subparsers(dest="toy_command", required=True).add_parser("build", help=cmd_toy_build.__doc__)
+    p.add_argument("--out", required=True, type=folder_arg, help="a new folder for the built toy world")
+    add_build_plan_args(p)
+    p.set_defaults(func=cmd_toy_build)
     for p in sub.choices.values():  # also accepted after the subcommand, where users put it
         add_concepts_file_arg(p, default=argparse.SUPPRESS)
     return parser
@@ -297,23 +329,35 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--components", default=",".join(PAPER_COMPONENTS))
     p.add_argument("--layers", default="all", help="all, or e.g. 0,3,10-12 (0-based)")
     p.add_argument("--prompts", type=positive_int, default=None,
-                   help=f"prompts per concept (default: 100; {TINY_PROMPTS} for tiny)")
-    p.add_argument("--classifier", default=None, help="passt | tiny | folder (default: tiny for tiny, else passt)")
+                   help=f"prompts per concept (default: 100; {OFFLINE_RUNS['toy'][0]} for toy and tiny)")
+    p.add_argument("--classifier", default=None,
+                   help="passt | toy | tiny | folder (default: toy / tiny for those models, else passt)")
     p.add_argument("--batch-size", default="auto", type=batch_size_arg,
                    help="prompt rows per generate call: auto (from memory, the default) or a number")
     p.add_argument("--dtype", default="auto", choices=["auto", "float64", "float32", "float16", "bfloat16"],
-                   help="auto: float64 for tiny on the CPU (same numbers on every CPU), else float32; "
+                   help="auto: float64 for toy and tiny on the CPU (same numbers on every CPU), else float32; "
                         "float16/bfloat16 apply to the decoder only")
     p.add_argument("--odds", default="odds", choices=["odds", "prob"], help="eq. (1) odds or the reference's p")
     p.add_argument("--both-halves", action="store_true", help="also intervene on the unconditional CFG rows")
     p.add_argument("--cache", default=None, type=folder_arg, help="cache folder (default: $MGBENCH_HOME/cache)")
 
 
+def add_build_plan_args(p: argparse.ArgumentParser) -> None:
+    """One option per ``BuildPlan`` field (training steps, seed), defaulting to the shipped build's."""
+    from dataclasses import fields
+
+    from .toy.build import BuildPlan
+
+    for f in fields(BuildPlan):
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=int, default=f.default,
+                       help=f"default: {f.default} (the shipped toy world's)")
+
+
 def add_generation_args(p: argparse.ArgumentParser, seconds: "float | None" = 4.0) -> None:
     """Arguments shared by every command that generates audio."""
-    p.add_argument("--model", default="tiny", help="tiny | small | medium | large | hub id | folder")
+    p.add_argument("--model", default="toy", help="toy | tiny | small | medium | large | hub id | folder")
     p.add_argument("--seconds", type=seconds_arg, default=seconds,
-                   help="clip length (default: 4; for run, 4 and %s for tiny)" % TINY_SECONDS)
+                   help="clip length (default: 4; for run, 4 and %g for toy and tiny)" % OFFLINE_RUNS["toy"][1])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", type=device_arg, help="cpu, cuda or cuda:N")
     p.add_argument("--download", action="store_true", help="download hub weights that are not cached")

@@ -24,8 +24,11 @@ from .paths import TINY_VERSION, atomic_write_bytes
 from .suite.cases import EXPERIMENTS, Case, Needs, add_needs, case_metrics, enumerate_cases
 from .suite.claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_precision
 from .suite.expectations import Expectations
+from .suite.ground_truth import GroundTruth, planted_truth, run_check
 
-TINY_DEFAULTS = {"prompts": 2, "seconds": 1.0}
+#: the offline sizes (always run, on the CPU): toy (a planted mechanism) and tiny (random weights, golden values)
+OFFLINE_SIZES = ("toy", "tiny")
+OFFLINE_DEFAULTS = {"prompts": 2, "seconds": 1.0}
 #: bench.csv's columns: one row per (case, metric)
 RECORD_COLUMNS = ["case", "experiment", "size", "concept", "technique", "original", "desired", "layer", "component",
                   "pair_type", "claim", "metric", "value", "low", "high", "source", "outcome"]
@@ -35,8 +38,8 @@ PAPER_DEFAULTS = {"prompts": 100, "seconds": 4.0}
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mgbench", "mgbench bench suite")
     group.addoption("--gpu", action="store_true", help="run on CUDA; enables the small/medium/large cases")
-    group.addoption("--prompts", type=int, default=None, help="prompts per concept (default: tiny 2, others 100)")
-    group.addoption("--seconds", type=float, default=None, help="clip length (default: tiny 1, others 4)")
+    group.addoption("--prompts", type=int, default=None, help="prompts per concept (default: toy, tiny 2; others 100)")
+    group.addoption("--seconds", type=float, default=None, help="clip length (default: toy, tiny 1; others 4)")
     group.addoption("--results", default="results/bench", help="folder for bench results (default: results/bench)")
     group.addoption("--update-expectations", action="store_true",
                     help="merge the selected cases' tiny golden values into tiny.json (same settings only)")
@@ -116,7 +119,7 @@ class BenchState:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.gpu = config.getoption("--gpu", False)
-        self.sizes = ("tiny", *REAL_SIZES) if self.gpu else ("tiny",)
+        self.sizes = (*OFFLINE_SIZES, *REAL_SIZES) if self.gpu else OFFLINE_SIZES
         self.concepts = load_concepts()
         self.check_options()
         self.expectations_folder = Path(config.getoption("--expectations", None)
@@ -167,7 +170,7 @@ class BenchState:
                 f"them, or use --replace-expectations to start the file anew with these settings (keeps none)")
 
     def settings(self, size: str) -> dict:
-        defaults = TINY_DEFAULTS if size == "tiny" else PAPER_DEFAULTS
+        defaults = OFFLINE_DEFAULTS if size in OFFLINE_SIZES else PAPER_DEFAULTS
         prompts = self.config.getoption("--prompts", None) or defaults["prompts"]
         seconds = self.config.getoption("--seconds", None) or defaults["seconds"]
         settings = {"prompts": prompts, "seconds": seconds, "seed": 0}
@@ -180,7 +183,7 @@ class BenchState:
 
     def unavailable(self, size: str) -> "str | None":
         """Why a size cannot run here (None when it can)."""
-        if size == "tiny":
+        if size in OFFLINE_SIZES:
             return None
         import torch
 
@@ -204,13 +207,15 @@ class BenchState:
             s = self.settings(size)
             self.sessions[size] = Session(RunConfig(
                 model=size, prompts=s["prompts"], device="cuda" if self.gpu else "cpu",
-                dtype=self.config.getoption("--dtype") if size != "tiny" else "auto",
+                dtype=self.config.getoption("--dtype") if size not in OFFLINE_SIZES else "auto",
                 generation=GenerationSettings(seconds=s["seconds"], seed=s["seed"])))
         return self.sessions[size]
 
     def size_tables(self, size: str) -> dict[str, pd.DataFrame]:
         """Compute (once) everything the selected cases of ``size`` need."""
         if size not in self.tables:
+            from .experiments.ceiling import IDS as CEILING_IDS
+            from .experiments.ceiling import run_ceiling
             from .experiments.decoderlens import IDS as DL_IDS
             from .experiments.decoderlens import run_decoderlens, run_similarity
             from .experiments.interventions import IDS as IV_IDS
@@ -220,10 +225,13 @@ class BenchState:
             wanted_dl = pd.DataFrame([(c, layer, p) for c, layer in sorted(needs.decoderlens) for p in range(n)],
                                      columns=DL_IDS)
             wanted_iv = pd.DataFrame([(*k, p) for k in sorted(needs.interventions) for p in range(n)], columns=IV_IDS)
+            wanted_ceiling = pd.DataFrame([(*k, p) for k in sorted(needs.ceiling) for p in range(n)],
+                                          columns=CEILING_IDS)
             self.tables[size] = {
                 "decoderlens": run_decoderlens(session, wanted_dl) if len(wanted_dl) else pd.DataFrame(),
                 "similarity": run_similarity(session, sorted(needs.similarity)),
                 "interventions": run_interventions(session, wanted_iv) if len(wanted_iv) else pd.DataFrame(),
+                "ceiling": run_ceiling(session, wanted_ceiling) if len(wanted_ceiling) else pd.DataFrame(),
             }
         return self.tables[size]
 
@@ -291,6 +299,19 @@ class CaseChecker:
             failures += [r.explain(value) for r in matching if not r.contains(value)]
         if failures:
             pytest.fail(f"{case.id}: " + "; ".join(failures), pytrace=False)
+
+    def ground_truth(self, case: Case) -> GroundTruth:
+        """A ground-truth check of a planted size (suite.ground_truth), its numbers recorded."""
+        self._skip_if_unavailable(case)
+        result = run_check(case.check, self.state.size_tables(case.size), planted_truth(case.size), case.technique,
+                           case.layer)
+        self.state.metrics[case.id] = result.metrics
+        for metric, value in result.metrics.items():
+            self.request.node.user_properties.append((metric, value))
+            self.state.records.append({"case": case.id, "experiment": "ground_truth", "size": case.size,
+                                       "technique": case.technique, "layer": case.layer, "metric": metric,
+                                       "value": float(value), "source": result.detail})
+        return result
 
     def verdict(self, case: Case):
         """A claim's verdict from its size's (or, for the cross-size claim, all sizes') interventions."""

@@ -72,10 +72,10 @@ CASES = [
     case("seconds-nan", [*RUN, "--seconds", "nan"], "--seconds: 'nan' is not allowed"),
     case("seconds-inf", [*RUN, "--seconds", "inf"], "--seconds: 'inf' is not allowed"),
     case("seconds-too-long-run", [*RUN, "--seconds", "1e6"],
-         "clip length 1e+06 s does not fit model tiny: give between 0.02 and 40.9 seconds"),
-    case("seconds-too-long-plan", [*PLAN, "--seconds", "1e6"], "clip length 1e+06 s does not fit model tiny"),
+         "clip length 1e+06 s does not fit model toy: give between 0.02 and 40.9 seconds"),
+    case("seconds-too-long-plan", [*PLAN, "--seconds", "1e6"], "clip length 1e+06 s does not fit model toy"),
     case("seconds-too-long-generate", ["generate", "a jazz piece", "--out", "{tmp}/out", "--seconds", "1e6"],
-         "clip length 1e+06 s does not fit model tiny"),
+         "clip length 1e+06 s does not fit model toy"),
     case("batch-size-negative", [*RUN, "--batch-size", "-1"], "--batch-size: '-1' is not allowed; give auto or a "
                                                               "whole number of at least 1"),
     case("batch-size-0", [*RUN, "--batch-size", "0"], "--batch-size: '0' is not allowed"),
@@ -94,7 +94,7 @@ CASES = [
                                                       "effect_original, effect_desired", "old table"),
     case("report-out-is-a-file", ["report", "{tmp}/res", "--out", "{tmp}/file"], "--out: {tmp}/file is a file",
          "results", "file"),
-    case("models-not-a-hub-id", ["models", "a/b/c/d"], "unknown model 'a/b/c/d'; valid: tiny, small, medium, large. "
+    case("models-not-a-hub-id", ["models", "a/b/c/d"], "unknown model 'a/b/c/d'; valid: toy, tiny, small, medium, large. "
                                                        "Or pass a local folder or a Hugging Face hub id (owner/name)"),
     case("models-empty-folder", ["models", "{tmp}/empty"], "holds no MusicGen model: it needs config.json and "
                                                            "weights", "empty folder"),

@@ -17,6 +17,7 @@ from ..suite.claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_pr
 from ..suite.expectations import Expectations, default_expectations_dir
 from . import figures
 from .diff import diff_results
+from .planted import planted_blocks, site_ranking
 from .results import Results, load_results
 
 Block = tuple
@@ -36,6 +37,7 @@ def build_report(results_dir: "str | Path", out: "str | Path | None" = None, bas
 
 def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results | None") -> list[Block]:
     blocks: list[Block] = [("h", 1, f"mgbench report: {', '.join(results.runs) or 'bench'}")]
+    blocks += planted_blocks(results)
     blocks += _settings(results)
     dl, sim, iv = results.table("decoderlens"), results.table("similarity"), results.table("interventions")
     fig_dir = out / "figures"
@@ -54,6 +56,14 @@ def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results |
             path = fig_dir / f"fig4-interventions-{model}.png"
             table = figures.profile_figure(mine, model, rules, path)
             blocks += [("h", 3, "Figure 4 (7, 8): interventions by layer"), ("img", path), ("table", table)]
+            ceiling = results.table("ceiling")
+            ceiling = ceiling[ceiling.model == model] if not ceiling.empty else ceiling
+            if not ceiling.empty:
+                blocks += [("h", 3, "Sites against the prompt-swap ceiling"),
+                           ("p", f"The ceiling is the original prompt with the desired concept's word, same noise: "
+                                 f"mean effect {ceiling.effect.mean():.3f} over {len(ceiling)} rows. Ten sites with "
+                                 "the largest mean effect, and that effect as a fraction of the ceiling."),
+                           ("table", site_ranking(mine, ceiling).head(10))]
             mlp_techniques = set(mine[mine.component == "mlp"].technique)
             for technique, number in (("replace", 6), ("adjust", 9)):
                 if technique in mlp_techniques:  # (a narrow selection may have no MLP rows: no empty figure)
@@ -74,7 +84,7 @@ def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results |
 
 
 def _settings(results: Results) -> list[Block]:
-    rows = [{"model": m, **{k: v for k, v in info.items() if k not in ("versions", "selection")},
+    rows = [{"model": m, **{k: v for k, v in info.items() if k not in ("versions", "selection", "planted")},
              **info.get("versions", {})} for m, info in results.runs.items()]
     return [("h", 2, "Settings"), ("table", pd.DataFrame(rows).set_index("model").T)] if rows else []
 
@@ -91,9 +101,9 @@ def _claims(iv: pd.DataFrame) -> list[Block]:
     verdict = large_replace_best_precision(iv[iv.model.isin(sizes)]) if sizes <= set(models) else None
     rows.append(_claim_row(CROSS_SIZE_CLAIM, "all sizes", verdict, large_replace_best_precision.__doc__))
     blocks.append(("table", pd.DataFrame(rows).set_index("claim")))
-    if "tiny" in models:
-        blocks.append(("p", "The tiny model has random weights: its verdicts exercise the checks, they say nothing "
-                            "about MusicGen."))
+    if {"tiny", "toy"} & set(models):
+        blocks.append(("p", "The tiny model has random weights and the toy world a planted mechanism of its own: "
+                            "their verdicts exercise the checks, they say nothing about MusicGen."))
     return blocks
 
 

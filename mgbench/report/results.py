@@ -10,12 +10,13 @@ import pandas as pd
 
 from ..errors import ConfigError
 
-TABLES = ("decoderlens", "similarity", "interventions")
+TABLES = ("decoderlens", "similarity", "interventions", "ceiling")
 #: the columns the report reads from each table (a table without them is from an older mgbench or another tool)
 COLUMNS = {"decoderlens": ("model", "concept", "category", "layer", "ndcg"),
            "similarity": ("model", "concept", "layer_i", "layer_j", "distance"),
            "interventions": ("model", "technique", "original", "desired", "pair_type", "layer", "component",
                              "effect", "effect_original", "effect_desired", "precision"),
+           "ceiling": ("model", "original", "desired", "pair_type", "effect", "precision"),
            "bench": ("case", "experiment", "metric", "value")}
 REMEDY = "rerun `mgbench run` (or `pytest bench/`) to write it anew"
 

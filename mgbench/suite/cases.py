@@ -15,9 +15,12 @@ from ..experiments.interventions import TECHNIQUES
 from ..model.architectures import NUM_LAYERS, REAL_SIZES
 from ..model.sites import PAPER_COMPONENTS, all_sites
 from .claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS
+from .ground_truth import INTERVENTION_CHECKS, planted_truth
 
 PAIR_TYPES = ("instrument->instrument", "genre->genre", "instrument->genre", "genre->instrument")
-EXPERIMENTS = ("decoderlens", "similarity", "intervention", "profile", "pair_type", "claim")
+EXPERIMENTS = ("decoderlens", "similarity", "intervention", "profile", "pair_type", "claim", "ground_truth")
+#: sizes with a planted mechanism (ground-truth cases); their other cases record numbers without expected ranges
+PLANTED_SIZES = ("toy",)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Case:
     component: "str | None" = None
     pair_type: "str | None" = None
     claim: "str | None" = None
+    check: "str | None" = None  # a ground-truth check (suite.ground_truth)
 
     @property
     def id(self) -> str:
@@ -40,7 +44,9 @@ class Case:
         parts = {"decoderlens": (self.concept, f"L{self.layer}"), "similarity": (self.concept,),
                  "intervention": (self.technique, pair, site), "profile": (self.technique, site),
                  "pair_type": (self.technique, str(self.pair_type).replace("->", "-to-")),
-                 "claim": (self.claim,)}[self.experiment]
+                 "claim": (self.claim,),
+                 "ground_truth": (self.technique or "lens", str(self.check).removeprefix("lens_").replace("_", "-"))
+                 + ((f"L{self.layer}",) if self.layer is not None else ())}[self.experiment]
         return "-".join((self.size, *map(str, parts)))
 
     def __str__(self) -> str:
@@ -63,8 +69,15 @@ def enumerate_cases(experiment: str, size: str, concepts: ConceptSet) -> list[Ca
                 for t in TECHNIQUES for s in sites]
     if experiment == "pair_type":
         return [Case(experiment, size, technique=t, pair_type=p) for t in TECHNIQUES for p in PAIR_TYPES]
-    if experiment == "claim":  # the paper's claims are about trained models, not random tiny ones
-        if size == "tiny":
+    if experiment == "ground_truth":
+        if size not in PLANTED_SIZES:
+            return []
+        entry = planted_truth(size)["entry_layer"]
+        return ([Case(experiment, size, technique=t, check=c) for t in TECHNIQUES for c in INTERVENTION_CHECKS]
+                + [Case(experiment, size, check="lens_chance", layer=i) for i in range(entry)]
+                + [Case(experiment, size, check="lens_full", layer=layers - 1)])
+    if experiment == "claim":  # the paper's claims are about the paper's models, not random tiny or toy ones
+        if size in ("tiny", *PLANTED_SIZES):
             return []
         claims = list(MODEL_CLAIMS) + ([CROSS_SIZE_CLAIM] if size == "large" else [])
         return [Case(experiment, size, claim=c) for c in claims]
@@ -78,6 +91,7 @@ class Needs:
     decoderlens: set = field(default_factory=set)  # {(concept, layer)}
     similarity: set = field(default_factory=set)  # {concept}
     interventions: set = field(default_factory=set)  # {(technique, original, desired, layer, component)}
+    ceiling: set = field(default_factory=set)  # {(original, desired)}
 
 
 def add_needs(needs: dict[str, Needs], case: Case, concepts: ConceptSet) -> None:
@@ -97,6 +111,12 @@ def add_needs(needs: dict[str, Needs], case: Case, concepts: ConceptSet) -> None
         wanted = [(o, d) for o, d in pairs if pair_type(concepts.get(o), concepts.get(d)) == case.pair_type]
         own.interventions.update((case.technique, o, d, layer, "mlp") for o, d in wanted
                                  for layer in range(NUM_LAYERS[case.size]))
+    elif case.experiment == "ground_truth" and case.technique is not None:
+        own.interventions.update((case.technique, o, d, s.layer, s.component) for o, d in pairs
+                                 for s in all_sites(NUM_LAYERS[case.size], PAPER_COMPONENTS))
+        own.ceiling.update(pairs)
+    elif case.experiment == "ground_truth":
+        own.decoderlens.update((c, case.layer) for c in names)
     elif case.experiment == "claim":
         sizes = REAL_SIZES if case.claim == CROSS_SIZE_CLAIM else (case.size,)
         for size in sizes:

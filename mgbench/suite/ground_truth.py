@@ -1,0 +1,148 @@
+"""Ground truth: does the suite recover the mechanism planted in a model (the toy world's ``planted.json``)?
+
+Each check reads the tidy tables of one run and the planted truth (every site's role: ``entry``, the
+only place the text enters; ``no_path``, a cross-attention that outputs exactly 0; ``downstream``;
+``through_codes``) and returns a ``GroundTruth``: its numbers, and whether they match what was planted.
+
+- ``no_path_silent``: editing a site with no causal path from the text changes nothing: every row's
+  |effect| and |precision| below 1e-6 (the clips are bit-identical when the implementation is right).
+- ``entry_ranks_first``: the entry site has the largest mean effect of all sites.
+- ``sites_separate``: per (pair, site) mean effects rank the entry above the other sites (AUROC >= 0.9).
+- ``lens_chance`` (a cut before the entry layer): the text cannot reach the cut model, so its clips are
+  recognized at chance, one over the category's concepts (binomial test, p >= 0.01); and the full model
+  (``lens_full``) recognizes above chance (p < 0.01).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from scipy.stats import binomtest
+from sklearn.metrics import roc_auc_score
+
+from ..errors import ConfigError
+from ..model.loading import planted_truth as model_planted_truth
+
+SILENT = 1e-6  # |effect| below this is "no change" (bit-identical clips give exactly 0)
+MIN_AUROC = 0.9
+ALPHA = 0.01  # binomial tests of recognition against chance
+INTERVENTION_CHECKS = ("no_path_silent", "entry_ranks_first", "sites_separate")
+LENS_CHECKS = ("lens_chance", "lens_full")
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    holds: bool
+    metrics: dict[str, float]
+    detail: str
+
+
+def roles(planted: dict, table: pd.DataFrame) -> pd.Series:
+    """The planted role of each row's site (``L2.cross_attn`` -> ``entry``)."""
+    return (("L" + table["layer"].astype(str) + "." + table["component"]).map(planted["sites"])
+            .fillna("unknown"))
+
+
+def site_effects(table: pd.DataFrame, technique: str) -> pd.DataFrame:
+    """Mean effect per (layer, component) over pairs and prompts, largest first, with its rank."""
+    rows = table[table.technique == technique]
+    means = rows.groupby(["layer", "component"], as_index=False)["effect"].mean()
+    means = means.sort_values("effect", ascending=False, kind="stable").reset_index(drop=True)
+    return means.assign(rank=range(1, len(means) + 1))
+
+
+def no_path_silent(table: pd.DataFrame, planted: dict, technique: str) -> GroundTruth:
+    rows = table[(table.technique == technique) & (roles(planted, table) == "no_path")]
+    if rows.empty:
+        return GroundTruth(False, {}, "no rows at sites without a path from the text")
+    worst_effect, worst_precision = rows.effect.abs().max(), rows.precision.abs().max()
+    holds = bool(worst_effect < SILENT and worst_precision < SILENT)
+    return GroundTruth(holds, {"max_abs_effect": worst_effect, "max_abs_precision": worst_precision, "rows": len(rows)},
+                       f"{len(rows)} rows at no-path sites: max |effect| {worst_effect:.2e}, "
+                       f"max |precision| {worst_precision:.2e} (must be < {SILENT:g})")
+
+
+def entry_ranks_first(table: pd.DataFrame, planted: dict, technique: str,
+                      ceiling: "pd.DataFrame | None" = None) -> GroundTruth:
+    effects = site_effects(table, technique)
+    effects["role"] = roles(planted, effects)
+    entry = effects[effects.role == "entry"]
+    if entry.empty:
+        return GroundTruth(False, {}, "no rows at the entry site")
+    rank, effect = int(entry["rank"].iloc[0]), float(entry.effect.iloc[0])
+    runner_up = effects[effects.role != "entry"].iloc[0]
+    metrics = {"rank": rank, "entry_effect": effect, "runner_up_effect": float(runner_up.effect)}
+    detail = (f"entry L{entry.layer.iloc[0]}.cross_attn ranks {rank} of {len(effects)} (mean effect {effect:.3f}; "
+              f"best other L{runner_up.layer}.{runner_up.component} {runner_up.effect:.3f})")
+    if ceiling is not None and not ceiling.empty:
+        metrics["entry_fraction_of_ceiling"] = effect / ceiling.effect.mean()
+        detail += f"; {metrics['entry_fraction_of_ceiling']:.2f} of the prompt-swap ceiling"
+    return GroundTruth(rank == 1, metrics, detail)
+
+
+def sites_separate(table: pd.DataFrame, planted: dict, technique: str) -> GroundTruth:
+    rows = table[table.technique == technique]
+    per_pair = rows.groupby(["original", "desired", "layer", "component"], as_index=False)["effect"].mean()
+    labels = roles(planted, per_pair) == "entry"
+    if labels.all() or not labels.any():
+        return GroundTruth(False, {}, "needs rows at the entry site and at other sites")
+    auroc = float(roc_auc_score(labels, per_pair.effect))
+    return GroundTruth(auroc >= MIN_AUROC, {"auroc": auroc, "pairs": int(labels.sum())},
+                       f"AUROC {auroc:.3f} of the entry site against the others over {int(labels.sum())} pairs "
+                       f"(expected >= {MIN_AUROC})")
+
+
+def recognition(lens: pd.DataFrame, layer: int) -> dict[str, tuple[int, int, float]]:
+    """Per category at ``layer``: (clips recognized, clips, chance = 1 / the category's concepts)."""
+    rows = lens[lens.layer == layer]
+    return {category: (int(group.recognized.sum()), len(group), float(group.recognized_chance.iloc[0]))
+            for category, group in rows.groupby("category")}
+
+
+def lens_check(lens: pd.DataFrame, layer: int, at_chance: bool) -> GroundTruth:
+    """Recognition at ``layer`` at chance (``at_chance``) or above it, per category."""
+    metrics, parts, holds = {}, [], True
+    for category, (hits, n, chance) in recognition(lens, layer).items():
+        if at_chance:
+            p = binomtest(hits, n, chance).pvalue
+            holds &= p >= ALPHA
+        else:
+            p = binomtest(hits, n, chance, alternative="greater").pvalue
+            holds &= p < ALPHA
+        metrics |= {f"{category}_recognized": hits / n, f"{category}_chance": chance, f"{category}_p": p}
+        parts.append(f"{category} {hits}/{n} recognized (chance {chance:.2f}, p {p:.3g})")
+    if not parts:
+        return GroundTruth(False, {}, f"no DecoderLens rows at layer {layer}")
+    return GroundTruth(bool(holds), metrics, f"L{layer}: " + ", ".join(parts))
+
+
+def first_layer_above_chance(lens: pd.DataFrame) -> "int | None":
+    """The first cut whose clips are recognized above chance in every category (p < ALPHA), or None."""
+    for layer in sorted(set(lens.layer)):
+        if lens_check(lens, layer, at_chance=False).holds:
+            return int(layer)
+    return None
+
+
+def planted_truth(model: str) -> dict:
+    """The planted truth of a model that has one (a one-line error otherwise)."""
+    planted = model_planted_truth(model)
+    if planted is None:
+        raise ConfigError(f"model {model} has no planted mechanism (planted.json beside its weights); "
+                          "ground-truth checks need the toy world (--model toy) or a folder built by mgbench toy build")
+    return planted
+
+
+def run_check(check: str, tables: dict[str, pd.DataFrame], planted: dict, technique: "str | None" = None,
+              layer: "int | None" = None) -> GroundTruth:
+    """One ground-truth check on a run's tables (``interventions``, ``ceiling``, ``decoderlens``)."""
+    if check == "no_path_silent":
+        return no_path_silent(tables["interventions"], planted, technique)
+    if check == "entry_ranks_first":
+        return entry_ranks_first(tables["interventions"], planted, technique, tables.get("ceiling"))
+    if check == "sites_separate":
+        return sites_separate(tables["interventions"], planted, technique)
+    if check in LENS_CHECKS:
+        return lens_check(tables["decoderlens"], layer, at_chance=check == "lens_chance")
+    raise ValueError(f"unknown ground-truth check {check!r}; valid: {', '.join(INTERVENTION_CHECKS + LENS_CHECKS)}")
