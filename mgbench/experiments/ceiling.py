@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..concepts.concept_set import pair_type
-from .interventions import against_baseline
-from .resume import chunks, fill_table
+from .interventions import against_baseline, fill_pair_table
 from .session import Session
 
 IDS = ["original", "desired", "prompt_id"]
@@ -42,13 +40,4 @@ class CeilingRows:
 
 def run_ceiling(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
     """Compute (or read from the store) the rows of ``wanted`` (see ``ceiling_grid``)."""
-    table = fill_table(session.store, "ceiling", wanted, IDS, CeilingRows(session),
-                       lambda missing: chunks(missing, session.batch_size), "ceiling")
-    if table.empty:
-        return table
-    concepts = session.concepts
-    table.insert(2, "pair_type", [pair_type(concepts.get(o), concepts.get(d))
-                                  for o, d in zip(table["original"], table["desired"])])
-    table.insert(0, "classifier", session.config.classifier_name)
-    table.insert(0, "model", session.config.model)
-    return table
+    return fill_pair_table(session, "ceiling", wanted, IDS, CeilingRows(session))

@@ -88,13 +88,19 @@ def run_interventions(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
 
     Rows of any pairs, techniques and sites share a batch: each row carries its own prompt and edit.
     """
-    table = fill_table(session.store, "interventions", wanted, IDS, InterventionRows(session),
-                       lambda missing: chunks(missing, session.batch_size), "interventions")
+    return fill_pair_table(session, "interventions", wanted, IDS, InterventionRows(session))
+
+
+def fill_pair_table(session: Session, name: str, wanted: pd.DataFrame, ids: list[str], compute) -> pd.DataFrame:
+    """``fill_table`` for a table of (original, desired) pairs, then its pair type (after ``desired``), model and
+    classifier columns."""
+    table = fill_table(session.store, name, wanted, ids, compute, lambda missing: chunks(missing, session.batch_size),
+                       name)
     if table.empty:
         return table
     concepts = session.concepts
-    table.insert(3, "pair_type", [pair_type(concepts.get(o), concepts.get(d))
-                                  for o, d in zip(table["original"], table["desired"])])
+    table.insert(ids.index("desired") + 1, "pair_type", [pair_type(concepts.get(o), concepts.get(d))
+                                                         for o, d in zip(table["original"], table["desired"])])
     table.insert(0, "classifier", session.config.classifier_name)
     table.insert(0, "model", session.config.model)
     return table
