@@ -1,0 +1,109 @@
+"""mgbench.stats against independent computations: scipy directly, pandas by hand, simulation, statsmodels."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mgbench.errors import ConfigError
+from mgbench.stats.intervals import mean_interval, paired_difference, with_intervals
+
+
+def direct_bootstrap(values, seed=0, resamples=9999, confidence=0.95):
+    result = stats.bootstrap((np.asarray(values),), np.mean, n_resamples=resamples, confidence_level=confidence,
+                             method="BCa", rng=np.random.default_rng(seed))
+    return tuple(result.confidence_interval)
+
+
+@pytest.mark.parametrize("seed, confidence", [(0, 0.95), (7, 0.9)])
+def test_mean_interval_is_scipys_bootstrap(seed, confidence):
+    x = np.random.default_rng(1).gamma(2.0, size=40)
+    mean, lo, hi = mean_interval(x, confidence=confidence, seed=seed)
+    assert mean == pytest.approx(x.mean(), rel=1e-12)
+    assert (lo, hi) == direct_bootstrap(x, seed, confidence=confidence)
+    assert lo < mean < hi
+
+
+def test_mean_interval_covers_the_true_mean_about_95_percent_of_the_time():
+    rng = np.random.default_rng(2)
+    covered = 0
+    for _ in range(400):
+        _, lo, hi = mean_interval(rng.normal(2.0, 1.5, size=30), resamples=999)
+        covered += lo <= 2.0 <= hi
+    assert 0.90 <= covered / 400 <= 0.99
+
+
+def test_mean_interval_degenerate_inputs():
+    constant = np.full(8, 0.3)
+    mean, lo, hi = mean_interval(constant)
+    assert mean == lo == hi == np.mean(constant)
+    mean, lo, hi = mean_interval([0.7])
+    assert mean == 0.7 and math.isnan(lo) and math.isnan(hi)
+    assert all(math.isnan(v) for v in mean_interval([]))
+    assert mean_interval([1.0, np.nan, 2.0, 4.0]) == mean_interval([1.0, 2.0, 4.0])
+
+
+def profile_table(prompts=20, rows_per_prompt=3, seed=3):
+    """Two sites; each prompt has its own level (shared by its rows), plus row noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for site, offset in (("mlp", 0.0), ("attn", 1.0)):
+        for prompt in range(prompts):
+            level = offset + rng.normal(0, 1.0)
+            for pair in range(rows_per_prompt):
+                rows.append({"site": site, "prompt_id": prompt, "pair": pair,
+                             "effect": level + rng.normal(0, 0.2), "precision": rng.uniform()})
+    return pd.DataFrame(rows)
+
+
+def test_with_intervals_averages_within_each_prompt_then_resamples_prompts():
+    table = profile_table()
+    out = with_intervals(table, "site", ["effect", "precision"])
+    assert list(out.columns) == ["site", "effect", "effect_lo", "effect_hi",
+                                 "precision", "precision_lo", "precision_hi", "n"]
+    assert list(out["site"]) == ["attn", "mlp"] and list(out["n"]) == [20, 20]
+    per_prompt = table.groupby(["site", "prompt_id"])[["effect", "precision"]].mean()
+    for _, row in out.iterrows():
+        for metric in ("effect", "precision"):
+            values = per_prompt.loc[row["site"], metric].to_numpy()
+            assert row[metric] == pytest.approx(values.mean(), rel=1e-12)
+            assert (row[f"{metric}_lo"], row[f"{metric}_hi"]) == direct_bootstrap(values)
+        # resampling rows would treat a prompt's 3 dependent rows as independent: too narrow an interval
+        rows_lo, rows_hi = direct_bootstrap(table.loc[table["site"] == row["site"], "effect"].to_numpy())
+        assert row["effect_hi"] - row["effect_lo"] > 1.3 * (rows_hi - rows_lo)
+
+
+def test_with_intervals_groups_by_several_columns_and_names_missing_ones():
+    table = profile_table().assign(technique="mean_shift")
+    out = with_intervals(table, ["technique", "site"], "effect", resamples=999)
+    assert list(out.columns[:2]) == ["technique", "site"] and len(out) == 2
+    with pytest.raises(ConfigError, match="no column.*ndcg"):
+        with_intervals(table, "site", "ndcg")
+
+
+def test_paired_difference_of_identical_arrays_is_exactly_zero():
+    a = np.random.default_rng(4).normal(size=50)
+    result = paired_difference(a, a.copy())
+    assert (result.diff, result.lo, result.hi, result.p, result.n) == (0.0, 0.0, 0.0, 1.0, 50)
+
+
+def test_paired_difference_detects_a_planted_shift():
+    rng = np.random.default_rng(5)
+    base = rng.normal(0, 1.0, size=100)  # per-prompt levels, shared by both runs
+    shift = 0.25
+    a = base + shift + rng.normal(0, 0.3, size=100)
+    b = base + rng.normal(0, 0.3, size=100)
+    result = paired_difference(a, b)
+    assert result.p < 0.01 and result.p == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-12)
+    assert result.lo < shift < result.hi
+    assert (result.lo, result.hi) == direct_bootstrap(a - b)
+
+
+def test_paired_difference_edge_cases():
+    assert paired_difference([1.0, 2.0, 3.0], [0.5, 1.5, 2.5]).p == 0.0  # a deterministic shift
+    assert math.isnan(paired_difference([1.0], [0.0]).p)
+    assert paired_difference([1.0, np.nan, 2.0, 5.0], [0.0, 1.0, 2.5, 1.0]).n == 3
+    with pytest.raises(ConfigError, match="equal lengths"):
+        paired_difference([1.0, 2.0], [1.0])
