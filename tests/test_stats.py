@@ -9,6 +9,7 @@ from scipy import stats
 
 from mgbench.errors import ConfigError
 from mgbench.stats.intervals import mean_interval, paired_difference, with_intervals
+from mgbench.stats.verdicts import flag_changes, verdict
 
 
 def direct_bootstrap(values, seed=0, resamples=9999, confidence=0.95):
@@ -107,3 +108,64 @@ def test_paired_difference_edge_cases():
     assert paired_difference([1.0, np.nan, 2.0, 5.0], [0.0, 1.0, 2.5, 1.0]).n == 3
     with pytest.raises(ConfigError, match="equal lengths"):
         paired_difference([1.0, 2.0], [1.0])
+
+
+def regression_diffs(aggregates, shifted, prompts=30, seed=6):
+    """One row per aggregate, comparing a new run with an old one on the same prompts."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(aggregates):
+        old = rng.normal(0, 1.0, size=prompts)
+        new = old + rng.normal(1.0 if i in shifted else 0.0, 1.0, size=prompts)
+        rows.append({"aggregate": f"a{i}", **paired_difference(new, old, resamples=999)._asdict()})
+    return pd.DataFrame(rows)
+
+
+def test_flag_changes_flags_nothing_when_a_run_is_compared_with_itself():
+    rng = np.random.default_rng(7)
+    runs = [rng.normal(size=30) for _ in range(20)]
+    diffs = pd.DataFrame([paired_difference(x, x.copy(), resamples=999)._asdict() for x in runs])
+    out = flag_changes(diffs)
+    assert not out["changed"].any() and (out["p_adjusted"] == 1.0).all()
+
+
+def test_flag_changes_finds_planted_shifts_with_benjamini_hochberg():
+    planted = {3, 50, 101, 150, 199}
+    diffs = regression_diffs(205, planted)
+    out = flag_changes(diffs)
+    expected = stats.false_discovery_control(diffs["p"].to_numpy(), method="bh")
+    assert np.allclose(out.sort_index()["p_adjusted"], expected, rtol=1e-12)
+    assert set(out.loc[out["changed"], "aggregate"]) == {f"a{i}" for i in planted}
+    assert out["changed"].head(5).all() and out["p_adjusted"].head(5).is_monotonic_increasing
+    assert "p_adjusted" not in diffs.columns
+
+
+def test_flag_changes_never_flags_a_missing_p_value():
+    diffs = pd.DataFrame({"p": [1e-6, np.nan, 0.5]})
+    out = flag_changes(diffs)
+    assert list(out.index) == [0, 2, 1] and list(out["changed"]) == [True, False, False]
+    assert out.loc[0, "p_adjusted"] == pytest.approx(2e-6) and math.isnan(out.loc[1, "p_adjusted"])
+    with pytest.raises(ConfigError, match="no p-value column 'pvalue'"):
+        flag_changes(diffs, p="pvalue")
+
+
+@pytest.mark.parametrize("lo, hi, threshold, direction, expected", [
+    (0.01, 1.0, 0.0, "greater", "holds"),
+    (0.0, 1.0, 0.0, "greater", "inconclusive"),  # touching the threshold is not beyond it
+    (-1.0, 0.0, 0.0, "greater", "inconclusive"),
+    (-1.0, -0.01, 0.0, "greater", "fails"),
+    (-1.0, -0.01, 0.0, "less", "holds"),
+    (0.01, 1.0, 0.0, "less", "fails"),
+    (0.4, 0.6, 0.5, "greater", "inconclusive"),
+    (0.51, 0.6, 0.5, "greater", "holds"),
+    (np.nan, np.nan, 0.0, "greater", "inconclusive"),
+])
+def test_verdict_at_the_boundaries(lo, hi, threshold, direction, expected):
+    assert verdict(lo, hi, threshold, direction) == expected
+
+
+def test_verdict_rejects_bad_input():
+    with pytest.raises(ConfigError, match="direction"):
+        verdict(0.0, 1.0, direction="above")
+    with pytest.raises(ConfigError, match="low end"):
+        verdict(1.0, 0.0)
