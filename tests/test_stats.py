@@ -9,6 +9,7 @@ from scipy import stats
 
 from mgbench.errors import ConfigError
 from mgbench.stats.intervals import mean_interval, paired_difference, with_intervals
+from mgbench.stats.power import resolvable_difference
 from mgbench.stats.verdicts import flag_changes, verdict
 
 
@@ -169,3 +170,26 @@ def test_verdict_rejects_bad_input():
         verdict(0.0, 1.0, direction="above")
     with pytest.raises(ConfigError, match="low end"):
         verdict(1.0, 0.0)
+
+
+@pytest.mark.parametrize("sd, n, alpha, power", [(1.0, 100, 0.05, 0.8), (0.12, 30, 0.01, 0.9), (3.0, 7, 0.1, 0.5)])
+def test_resolvable_difference_by_hand(sd, n, alpha, power):
+    d = resolvable_difference(sd, n, alpha, power)
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    assert d == pytest.approx(z * sd / math.sqrt(n), rel=1e-12)
+    # the one-sided normal power at that difference is the power asked for
+    assert stats.norm.cdf(d * math.sqrt(n) / sd - stats.norm.ppf(1 - alpha / 2)) == pytest.approx(power, rel=1e-9)
+
+
+def test_resolvable_difference_textbook_value():
+    assert resolvable_difference(1.0, 100) == pytest.approx((1.959964 + 0.841621) / 10, abs=1e-6)
+    assert resolvable_difference(0.0, 10) == 0.0
+    with pytest.raises(ConfigError, match="at least one prompt"):
+        resolvable_difference(1.0, 0)
+
+
+@pytest.mark.parametrize("n, alpha, power", [(30, 0.05, 0.8), (100, 0.01, 0.9)])
+def test_resolvable_difference_matches_statsmodels(n, alpha, power):
+    statsmodels_power = pytest.importorskip("statsmodels.stats.power")
+    effect = statsmodels_power.NormalIndPower().solve_power(nobs1=n, alpha=alpha, power=power, ratio=0)
+    assert resolvable_difference(0.5, n, alpha, power) == pytest.approx(0.5 * effect, rel=1e-3)
