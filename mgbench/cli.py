@@ -180,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     written = write_tables(out, tables, info)
     lines = [f"# mgbench run: {args.model}", ""] + [f"- {k}: {v}" for k, v in info.items() if k != "versions"]
     for name, table in summarize(tables).items():
-        lines += ["", f"## {name}", "", table.round(4).to_markdown()]
+        lines += ["", f"## {name}", "", table.round(4).reset_index().to_markdown(index=False)]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     written.append(out / "summary.md")
     if "interventions" in tables and args.listen > 0:

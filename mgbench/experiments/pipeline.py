@@ -15,6 +15,7 @@ from ..model.loading import LoadedMusicgen, planted_truth
 from ..model.runner import GenerationSettings, MusicgenRunner
 from ..model.sites import COMPONENT_MODULES, PAPER_COMPONENTS, all_sites
 from ..paths import atomic_write_bytes, atomic_write_with
+from ..stats.intervals import with_intervals
 from .ceiling import ceiling_grid, run_ceiling
 from .decoderlens import decoderlens_grid, run_decoderlens, run_similarity
 from .interventions import TECHNIQUES, intervention_grid, run_interventions
@@ -132,22 +133,29 @@ def write_tables(out: Path, tables: dict[str, pd.DataFrame], info: dict) -> list
 
 
 def summarize(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Aggregates over prompts: the numbers behind the paper's figures."""
-    def flat(table: pd.DataFrame) -> pd.DataFrame:
-        table.columns = ["/".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in table.columns]
-        return table
+    """Aggregates over prompts, the numbers behind the paper's figures, each with its 95% bootstrap interval.
 
+    Tidy: one row per aggregate, indexed by its keys (concept and layer; technique, component and layer; ...),
+    with ``<metric>``, ``<metric>_lo``, ``<metric>_hi`` per metric and ``n`` (prompts), from
+    ``stats.with_intervals`` (prompts resampled with a fixed seed; rows of one prompt averaged first). Tidy
+    rather than a pivot: each value sits beside its own interval, a pivot by concept or site would triple an
+    already wide table, and the rows have the same shape as the per-prompt tables and ``report.aggregates``.
+    """
     out = {}
-    if "decoderlens" in tables and not tables["decoderlens"].empty:
-        out["decoderlens"] = tables["decoderlens"].pivot_table(index="layer", columns="concept", values="ndcg")
+
+    def aggregate(name: str, table: pd.DataFrame, by: list[str], metrics: list[str]) -> None:
+        if not table.empty:  # (a narrow selection may have no MLP rows: no empty table)
+            out[name] = with_intervals(table, by, metrics).set_index(by)
+
+    if "decoderlens" in tables:
+        aggregate("decoderlens", tables["decoderlens"], ["concept", "layer"], ["ndcg"])
     if "interventions" in tables and not tables["interventions"].empty:
         iv = tables["interventions"]
-        for metric in ("effect", "precision"):
-            out[metric] = flat(iv.pivot_table(index="layer", columns=["technique", "component"], values=metric))
-        out["pair_type"] = iv[iv.component == "mlp"].groupby(["technique", "pair_type"])[
-            ["effect", "effect_original", "effect_desired"]].mean()
-    if "ceiling" in tables and not tables["ceiling"].empty:
+        aggregate("profile", iv, ["technique", "component", "layer"], ["effect", "precision"])
+        aggregate("pair_type", iv[iv.component == "mlp"], ["technique", "pair_type"],
+                  ["effect", "effect_original", "effect_desired"])
+    if "ceiling" in tables:
         metrics = ["effect", "effect_original", "effect_desired", "precision"]
-        out["ceiling"] = tables["ceiling"].groupby(["original", "desired"])[metrics].mean()
-        out["ceiling_pair_type"] = tables["ceiling"].groupby("pair_type")[metrics].mean()
+        aggregate("ceiling", tables["ceiling"], ["original", "desired"], metrics)
+        aggregate("ceiling_pair_type", tables["ceiling"], ["pair_type"], metrics)
     return out
