@@ -9,15 +9,18 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ConfigError
+from ..stats.intervals import with_intervals
 
 TABLES = ("decoderlens", "similarity", "interventions", "ceiling")
 #: the columns the report reads from each table (a table without them is from an older mgbench or another tool)
-COLUMNS = {"decoderlens": ("model", "concept", "category", "layer", "ndcg"),
+COLUMNS = {"decoderlens": ("model", "concept", "category", "layer", "prompt_id", "ndcg"),
            "similarity": ("model", "concept", "layer_i", "layer_j", "distance"),
            "interventions": ("model", "technique", "original", "desired", "pair_type", "layer", "component",
-                             "effect", "effect_original", "effect_desired", "precision"),
+                             "prompt_id", "effect", "effect_original", "effect_desired", "precision"),
            "ceiling": ("model", "original", "desired", "pair_type", "effect", "precision"),
            "bench": ("case", "experiment", "metric", "value")}
+#: the columns of ``aggregates``
+AGGREGATE_COLUMNS = ["model", "figure", "key", "metric", "value", "lo", "hi"]
 REMEDY = "rerun `mgbench run` (or `pytest bench/`) to write it anew"
 
 
@@ -83,23 +86,33 @@ def _read_table(path: Path, name: str, read) -> pd.DataFrame:
 
 
 def aggregates(results: Results) -> pd.DataFrame:
-    """The numbers behind the figures, one row per (figure key, metric): what nightly diffs compare."""
+    """The numbers behind the figures, one row per (figure key, metric): what nightly diffs compare.
+
+    ``value`` is the mean over prompts, ``lo``/``hi`` its 95% bootstrap interval (``stats.with_intervals``:
+    prompts resampled with a fixed seed, rows of one prompt averaged first).
+    """
     frames = []
     dl = results.table("decoderlens")
     if not dl.empty:
-        g = dl.groupby(["model", "concept", "layer"]).ndcg.mean().reset_index()
-        frames.append(g.assign(figure="decoderlens", key=g.concept + "-L" + g.layer.astype(str), metric="ndcg",
-                               value=g.ndcg))
+        g = with_intervals(dl, ["model", "concept", "layer"], "ndcg")
+        frames.append(_long(g, "decoderlens", g.concept + "-L" + g.layer.astype(str), ["ndcg"]))
     iv = results.table("interventions")
     if not iv.empty:
-        g = iv.groupby(["model", "technique", "component", "layer"])[["effect", "precision"]].mean().reset_index()
-        long = g.melt(id_vars=["model", "technique", "component", "layer"], var_name="metric")
-        frames.append(long.assign(figure="profile", key=long.technique + "-L" + long.layer.astype(str) + "."
-                                  + long.component))
+        g = with_intervals(iv, ["model", "technique", "component", "layer"], ["effect", "precision"])
+        frames.append(_long(g, "profile", g.technique + "-L" + g.layer.astype(str) + "." + g.component,
+                            ["effect", "precision"]))
         mlp = iv[iv.component == "mlp"]
-        g = mlp.groupby(["model", "technique", "pair_type"])[["effect", "effect_original", "effect_desired"]].mean()
-        long = g.reset_index().melt(id_vars=["model", "technique", "pair_type"], var_name="metric")
-        frames.append(long.assign(figure="pair_type", key=long.technique + "-" + long.pair_type))
+        if not mlp.empty:
+            metrics = ["effect", "effect_original", "effect_desired"]
+            g = with_intervals(mlp, ["model", "technique", "pair_type"], metrics)
+            frames.append(_long(g, "pair_type", g.technique + "-" + g.pair_type, metrics))
     if not frames:
-        return pd.DataFrame(columns=["model", "figure", "key", "metric", "value"])
-    return pd.concat(frames, ignore_index=True)[["model", "figure", "key", "metric", "value"]]
+        return pd.DataFrame(columns=AGGREGATE_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _long(table: pd.DataFrame, figure: str, key: pd.Series, metrics: list[str]) -> pd.DataFrame:
+    """``with_intervals`` rows as aggregate rows: one per (row, metric)."""
+    return pd.concat([pd.DataFrame({"model": table.model, "figure": figure, "key": key, "metric": m,
+                                    "value": table[m], "lo": table[f"{m}_lo"], "hi": table[f"{m}_hi"]})
+                      for m in metrics], ignore_index=True)
