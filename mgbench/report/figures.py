@@ -1,7 +1,9 @@
 """Our versions of the paper's figures (matplotlib PNGs), each with the paper's expected values drawn in.
 
 Every function takes the tidy tables of one model, draws, saves to ``path`` and returns the table of
-numbers behind the plot (for the report to print under it).
+numbers behind the plot (for the report to print under it). Curves carry their 95% bootstrap intervals
+over prompts as shaded bands, bars as error bars (``stats.with_intervals``); the returned tables are
+tidy, indexed by their keys, with ``<metric>``, ``<metric>_lo``, ``<metric>_hi`` and ``n`` (prompts).
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from ..stats.intervals import with_intervals  # noqa: E402
 
 STYLE = {"replace": "-", "adjust": "--"}
+BAND_ALPHA = 0.2  # our 95% intervals: translucent bands; the paper's readings: hatched boxes
 COMPONENT_COLORS = {"mlp": "tab:blue", "self_attn": "tab:orange", "cross_attn": "tab:green"}
 
 
@@ -33,13 +39,14 @@ def _reading_bounds(rule: dict) -> tuple[float, float]:
 
 
 def _draw_reading(ax, rule: dict, color: str) -> None:
-    """A paper reading: a shaded band over its layers, or a diamond for a single value."""
+    """A paper reading: a hatched box over its layers, or a diamond for a single value."""
     lo, hi = _layer_span(rule["layers"])
     low, high = _reading_bounds(rule)
     if low == high:
         ax.plot([(lo + hi) / 2], [low], "D", color=color, mfc="none", ms=6)
     else:
-        ax.fill_between([lo - 0.3, hi + 0.3], low, high, color=color, alpha=0.15, lw=0)
+        ax.add_patch(Rectangle((lo - 0.3, low), hi - lo + 0.6, high - low, facecolor="none", edgecolor=color,
+                               hatch="///", lw=0.5, alpha=0.6))
 
 
 def _save(fig, path: Path) -> None:
@@ -49,22 +56,25 @@ def _save(fig, path: Path) -> None:
 
 
 def decoderlens_figure(dl: pd.DataFrame, model: str, rules: list[dict], path: Path) -> pd.DataFrame:
-    """Figure 2: mean NDCG per layer, instruments and genres; paper readings as bars."""
-    table = dl.pivot_table(index="layer", columns="concept", values="ndcg")
+    """Figure 2: mean NDCG per layer with its 95% band, instruments and genres; paper readings hatched."""
+    table = with_intervals(dl, ["concept", "layer"], "ndcg")
     categories = dl.drop_duplicates("concept").set_index("concept").category
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, category in zip(axes, ("instrument", "genre")):
-        for i, concept in enumerate(c for c in table.columns if categories.get(c) == category):
-            color = f"C{i}"
-            ax.plot(table.index, table[concept], color=color, label=concept, marker=".")
+        concepts = [c for c in dict.fromkeys(table.concept) if categories.get(c) == category]
+        for i, concept in enumerate(concepts):
+            color, curve = f"C{i}", table[table.concept == concept]
+            ax.plot(curve.layer, curve.ndcg, color=color, label=concept, marker=".")
+            ax.fill_between(curve.layer, curve.ndcg_lo, curve.ndcg_hi, color=color, alpha=BAND_ALPHA, lw=0)
             for rule in _rules(rules, experiment="decoderlens", size=model, concept=concept):
                 _draw_reading(ax, rule, color)
         ax.set(title=f"{category}s ({model})", xlabel="layer", ylabel="NDCG")
         if ax.lines:
             ax.legend(fontsize=7)
-    fig.suptitle("DecoderLens recognizability (shaded and diamonds: the paper's Figure 2 readings)")
+    fig.suptitle("DecoderLens recognizability (bands: 95% intervals over prompts; hatched and diamonds: the paper's "
+                 "Figure 2 readings)")
     _save(fig, path)
-    return table
+    return table.set_index(["concept", "layer"])
 
 
 def similarity_figure(sim: pd.DataFrame, model: str, path: Path, concepts: tuple[str, ...] = ("guitar", "edm")
@@ -83,24 +93,27 @@ def similarity_figure(sim: pd.DataFrame, model: str, path: Path, concepts: tuple
 
 
 def profile_figure(iv: pd.DataFrame, model: str, rules: list[dict], path: Path) -> pd.DataFrame:
-    """Figure 4 (7, 8): effect and precision per layer, component and technique; paper readings as bands."""
-    table = iv.groupby(["technique", "component", "layer"])[["effect", "precision"]].mean()
+    """Figure 4 (7, 8): effect and precision per layer, component and technique, with 95% bands; paper readings
+    hatched."""
+    table = with_intervals(iv, ["technique", "component", "layer"], ["effect", "precision"])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for ax, metric in zip(axes, ("effect", "precision")):
-        for (technique, component), rows in table.groupby(level=[0, 1]):
+        for (technique, component), curve in table.groupby(["technique", "component"]):
             color = COMPONENT_COLORS.get(component, "gray")
-            series = rows[metric].droplevel([0, 1])
-            ax.plot(series.index, series.values, STYLE.get(technique, ":"), color=color,
+            ax.plot(curve.layer, curve[metric], STYLE.get(technique, ":"), color=color,
                     label=f"{component} {technique}")
+            ax.fill_between(curve.layer, curve[f"{metric}_lo"], curve[f"{metric}_hi"], color=color,
+                            alpha=BAND_ALPHA / 2, lw=0)  # up to six bands overlap here
             for rule in _rules(rules, experiment="profile", size=model, technique=technique, component=component,
                                metric=metric):
                 _draw_reading(ax, rule, color)
         ax.set(title=f"{metric} ({model})", xlabel="layer")
         ax.axhline(0, color="black", lw=0.5)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Interventions by layer (solid: replace, dashed: adjust; shaded and diamonds: paper readings)")
+    fig.suptitle("Interventions by layer (solid: replace, dashed: adjust; bands: 95% intervals over prompts; "
+                 "hatched and diamonds: paper readings)")
     _save(fig, path)
-    return table.unstack(["technique", "component"]).round(3)
+    return table.set_index(["technique", "component", "layer"]).round(3)
 
 
 def bie(iv: pd.DataFrame) -> pd.DataFrame:
@@ -131,21 +144,26 @@ def effect_precision_figure(iv: pd.DataFrame, paper: pd.DataFrame, path: Path) -
 
 
 def pair_type_figure(iv: pd.DataFrame, model: str, technique: str, rules: list[dict], path: Path) -> pd.DataFrame:
-    """Figures 6 (replace) and 9 (adjust): MLP effect by pair type, combined and its two parts."""
+    """Figures 6 (replace) and 9 (adjust): MLP effect by pair type, combined and its two parts, with 95% error
+    bars."""
+    metrics = ["effect", "effect_original", "effect_desired"]
     mlp = iv[(iv.component == "mlp") & (iv.technique == technique)]
-    table = mlp.groupby("pair_type")[["effect", "effect_original", "effect_desired"]].mean()
+    table = with_intervals(mlp, "pair_type", metrics).set_index("pair_type")
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.27
-    for j, metric in enumerate(table.columns):
+    for j, metric in enumerate(metrics):
         xs = [i + (j - 1) * width for i in range(len(table))]
         ax.bar(xs, table[metric], width, label=metric)
+        lo, hi = table[f"{metric}_lo"], table[f"{metric}_hi"]  # (BCa need not be symmetric about the mean)
+        ax.errorbar(xs, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", ecolor="dimgray", capsize=3, lw=1)
         for x, pt in zip(xs, table.index):
             for rule in _rules(rules, experiment="pair_type", size=model, technique=technique, pair_type=pt,
                                metric=metric):
                 ax.plot([x - width / 2, x + width / 2], [rule["reading"]] * 2, color="black", lw=2)
     ax.set_xticks(range(len(table)), table.index, fontsize=8)
     ax.axhline(0, color="black", lw=0.5)
-    ax.set(title=f"MLP {technique} by pair type ({model}; black: paper)", ylabel="effect")
+    ax.set(title=f"MLP {technique} by pair type ({model}; error bars: 95% intervals over prompts; black: paper)",
+           ylabel="effect")
     ax.legend(fontsize=7)
     _save(fig, path)
     return table.round(3)

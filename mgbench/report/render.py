@@ -166,7 +166,11 @@ def render_markdown(blocks: list[Block]) -> str:
         elif kind == "img":
             lines += [f"![{block[1].stem}](figures/{block[1].name})", ""]
         elif kind == "table":
-            lines += [block[1].to_markdown(floatfmt=".4g"), ""]
+            table = block[1]
+            if isinstance(table.index, pd.MultiIndex):  # one column per key, not a column of tuples
+                lines += [table.reset_index().to_markdown(index=False, floatfmt=".4g"), ""]
+            else:
+                lines += [table.to_markdown(floatfmt=".4g"), ""]
         elif kind == "audio":
             table = block[1].assign(intervened=[f"[wav]({p})" for p in block[1].intervened],
                                     baseline=[f"[wav]({p})" for p in block[1].baseline])
