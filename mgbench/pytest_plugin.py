@@ -21,7 +21,7 @@ from .concepts.concept_set import load_concepts
 from .errors import MgbenchError
 from .model.architectures import REAL_SIZES
 from .paths import TINY_VERSION, atomic_write_bytes
-from .suite.cases import EXPERIMENTS, Case, Needs, add_needs, case_metrics, enumerate_cases
+from .suite.cases import EXPERIMENTS, Case, Needs, add_needs, case_metrics, enumerate_cases, split_intervals
 from .suite.claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_precision
 from .suite.expectations import Expectations
 from .suite.ground_truth import GroundTruth, planted_truth, run_check
@@ -29,9 +29,10 @@ from .suite.ground_truth import GroundTruth, planted_truth, run_check
 #: the offline sizes (always run, on the CPU): toy (a planted mechanism) and tiny (random weights, golden values)
 OFFLINE_SIZES = ("toy", "tiny")
 OFFLINE_DEFAULTS = {"prompts": 2, "seconds": 1.0}
-#: bench.csv's columns: one row per (case, metric)
+#: bench.csv's columns: one row per (case, metric); ``value_lo``/``value_hi`` bound the measured value (95% bootstrap
+#: interval over prompts), ``low``/``high`` the expected range
 RECORD_COLUMNS = ["case", "experiment", "size", "concept", "technique", "original", "desired", "layer", "component",
-                  "pair_type", "claim", "metric", "value", "low", "high", "source", "outcome"]
+                  "pair_type", "claim", "metric", "value", "value_lo", "value_hi", "low", "high", "source", "outcome"]
 PAPER_DEFAULTS = {"prompts": 100, "seconds": 4.0}
 
 
@@ -276,23 +277,32 @@ class CaseChecker:
             pytest.skip(f"{case.size}: {reason}")
 
     def metrics(self, case: Case) -> dict[str, float]:
-        """The case's metrics (computing its size's planned work on first use), recorded."""
+        """The case's metrics and their interval bounds (computing its size's planned work on first use), recorded.
+
+        Only the point metrics are kept as the case's golden values (``--update-expectations``).
+        """
         self._skip_if_unavailable(case)
         values = {k: float(v) for k, v in case_metrics(case, self.state.size_tables(case.size)).items()}
-        self.state.metrics[case.id] = values
+        self.state.metrics[case.id] = split_intervals(values)[0]
         for metric, value in values.items():
             self.request.node.user_properties.append((metric, value))
         return values
 
     def check(self, case: Case, values: dict[str, float]) -> None:
-        """Fail with value, range and source for every metric outside its expected range."""
+        """Fail with value, range and source for every point metric outside its expected range.
+
+        A metric's ``_lo``/``_hi`` bounds in ``values`` are recorded beside it (``value_lo``, ``value_hi``), not
+        checked.
+        """
         ranges, why_none = self.state.expectations.ranges(case, self.state.settings(case.size))
+        points, bounds = split_intervals(values)
         failures = []
-        for metric, value in values.items():
+        for metric, value in points.items():
             matching = [r for r in ranges if r.metric == metric]
+            lo, hi = bounds.get(metric, (None, None))
             self.state.records.append({"case": case.id, "experiment": case.experiment, "size": case.size,
                                        **{k: v for k, v in asdict(case).items() if k not in ("experiment", "size")},
-                                       "metric": metric, "value": value,
+                                       "metric": metric, "value": value, "value_lo": lo, "value_hi": hi,
                                        "low": min((r.low for r in matching), default=None),
                                        "high": max((r.high for r in matching), default=None),
                                        "source": "; ".join(r.source for r in matching) or why_none})

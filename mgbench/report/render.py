@@ -115,7 +115,8 @@ def _claim_row(claim: str, model: str, verdict, doc: "str | None") -> dict:
 def _bench(bench: pd.DataFrame) -> list[Block]:
     if bench.empty:
         return []
-    bench = bench.reindex(columns=sorted(set(bench.columns) | {"low", "high", "source", "outcome"}))
+    bench = bench.reindex(columns=sorted(set(bench.columns) | {"value_lo", "value_hi", "low", "high", "source",
+                                                               "outcome"}))  # (older bench.csv lack some)
     cases = bench.drop_duplicates("case")
     counts = cases.groupby(["experiment", "outcome"]).size().unstack(fill_value=0)
     failed = bench[(bench.outcome == "failed") & bench.low.notna()
@@ -123,7 +124,8 @@ def _bench(bench: pd.DataFrame) -> list[Block]:
     blocks: list[Block] = [("h", 2, "Bench outcome"), ("table", counts)]
     if not failed.empty:
         blocks += [("h", 3, f"Failed ranges ({len(failed)})"),
-                   ("table", failed[["case", "metric", "value", "low", "high", "source"]].set_index("case"))]
+                   ("table", failed[["case", "metric", "value", "value_lo", "value_hi", "low", "high", "source"]
+                                    ].set_index("case"))]
     speed = bench[bench.experiment == "speed"]
     if not speed.empty:
         blocks += [("h", 3, "Speed"), ("table", speed.pivot_table(index="case", columns="metric", values="value"))]

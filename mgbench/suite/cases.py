@@ -6,6 +6,7 @@ computed tables into its metrics.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -14,6 +15,7 @@ from ..concepts.concept_set import ConceptSet, pair_type
 from ..experiments.interventions import TECHNIQUES
 from ..model.architectures import NUM_LAYERS, REAL_SIZES
 from ..model.sites import PAPER_COMPONENTS, all_sites
+from ..stats.intervals import with_intervals
 from .claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS
 from .ground_truth import INTERVENTION_CHECKS, planted_truth
 
@@ -21,6 +23,8 @@ PAIR_TYPES = ("instrument->instrument", "genre->genre", "instrument->genre", "ge
 EXPERIMENTS = ("decoderlens", "similarity", "intervention", "profile", "pair_type", "claim", "ground_truth")
 #: sizes with a planted mechanism (ground-truth cases); their other cases record numbers without expected ranges
 PLANTED_SIZES = ("toy",)
+#: suffixes of a metric's 95% bootstrap interval bounds over prompts
+INTERVAL_SUFFIXES = ("_lo", "_hi")
 
 
 @dataclass(frozen=True)
@@ -125,11 +129,16 @@ def add_needs(needs: dict[str, Needs], case: Case, concepts: ConceptSet) -> None
                 for s in all_sites(NUM_LAYERS[size], PAPER_COMPONENTS))
 
 
-def case_metrics(case: Case, tables: dict[str, pd.DataFrame]) -> dict:
-    """The case's metrics from its size's tables (``tables[size][name]``-style dict for one size)."""
+def case_metrics(case: Case, tables: dict[str, pd.DataFrame]) -> dict[str, float]:
+    """The case's metrics from its size's tables (``tables[size][name]``-style dict for one size).
+
+    Every metric over prompts comes with its 95% bootstrap interval, ``<metric>_lo`` and ``<metric>_hi``
+    (``stats.with_intervals``: prompts resampled with a fixed seed, rows of one prompt averaged first).
+    Similarity has none: its table holds distances already averaged over prompts.
+    """
     if case.experiment == "decoderlens":
         t = tables["decoderlens"]
-        return {"ndcg": t[(t.concept == case.concept) & (t.layer == case.layer)].ndcg.mean()}
+        return _over_prompts(t[(t.concept == case.concept) & (t.layer == case.layer)], ["ndcg"])
     if case.experiment == "similarity":
         t = tables["similarity"]
         m = t[t.concept == case.concept].pivot(index="layer_i", columns="layer_j", values="distance").to_numpy()
@@ -141,11 +150,29 @@ def case_metrics(case: Case, tables: dict[str, pd.DataFrame]) -> dict:
     if case.experiment == "intervention":
         rows = t[(t.technique == case.technique) & (t.original == case.original) & (t.desired == case.desired)
                  & (t.layer == case.layer) & (t.component == case.component)]
-        return rows[["effect", "effect_original", "effect_desired", "precision"]].mean().to_dict()
+        return _over_prompts(rows, ["effect", "effect_original", "effect_desired", "precision"])
     if case.experiment == "profile":
         rows = t[(t.technique == case.technique) & (t.layer == case.layer) & (t.component == case.component)]
-        return rows[["effect", "precision"]].mean().to_dict()
+        return _over_prompts(rows, ["effect", "precision"])
     if case.experiment == "pair_type":
         rows = t[(t.technique == case.technique) & (t.pair_type == case.pair_type) & (t.component == "mlp")]
-        return rows[["effect", "effect_original", "effect_desired"]].mean().to_dict()
+        return _over_prompts(rows, ["effect", "effect_original", "effect_desired"])
     raise ValueError(f"{case.experiment} cases have verdicts, not metrics")
+
+
+def _over_prompts(rows: pd.DataFrame, metrics: list[str]) -> dict[str, float]:
+    """Each metric's mean over prompts with ``_lo``/``_hi`` bounds; all NaN when there are no rows."""
+    names = [f"{m}{s}" for m in metrics for s in ("", *INTERVAL_SUFFIXES)]
+    table = with_intervals(rows.assign(case=0), "case", metrics)  # one group: the case's rows
+    return {n: float(table[n].iloc[0]) if len(table) else math.nan for n in names}
+
+
+def split_intervals(values: dict[str, float]) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """``values`` as point metrics and their ``(lo, hi)`` bounds: ``m_lo``, ``m_hi`` are bounds of a key ``m``.
+
+    Only the point metrics are checked against ranges and written as golden values.
+    """
+    bounds = {m: (values[f"{m}_lo"], values[f"{m}_hi"]) for m in values
+              if f"{m}_lo" in values and f"{m}_hi" in values}
+    bound_keys = {f"{m}{s}" for m in bounds for s in INTERVAL_SUFFIXES}
+    return {k: v for k, v in values.items() if k not in bound_keys}, bounds

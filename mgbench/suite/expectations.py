@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..paths import atomic_write_bytes
-from .cases import Case
+from .cases import Case, split_intervals
 
 #: Tiny golden tolerance: relative part, and absolute part per metric. The tiny MusicGen runs in float64, so
 #: its tokens are the same on every CPU; what is left is the float32 classifier's last bits (at most 4e-6
@@ -140,6 +140,8 @@ class Expectations:
     def update_golden(self, values: dict[str, dict[str, float]], settings: dict, replace: bool = False) -> Path:
         """Merge ``values`` (case id -> metrics) into tiny.json, made with ``settings``; return its path.
 
+        Only point metrics are written: a metric's ``_lo``/``_hi`` interval bounds are dropped.
+
         Values made with other settings are never dropped silently: that is an error unless ``replace``,
         which starts the file anew with ``settings`` and ``values`` only.
         """
@@ -147,7 +149,8 @@ class Expectations:
             raise ConfigError(f"{self.golden_path} holds {len(self.golden)} golden values made with "
                               f"{self.golden_settings}, not {settings}; replace them explicitly or use those settings")
         keep = {} if replace else self.golden
-        merged = {**keep, **{k: {m: float(v) for m, v in ms.items() if math.isfinite(v)} for k, ms in values.items()}}
+        points = {k: split_intervals(ms)[0] for k, ms in values.items()}  # interval bounds are never golden
+        merged = {**keep, **{k: {m: float(v) for m, v in ms.items() if math.isfinite(v)} for k, ms in points.items()}}
         atomic_write_bytes(self.golden_path, json.dumps({"settings": settings, "values": dict(sorted(merged.items()))},
                                                         indent=1).encode())
         self.golden_settings, self.golden = settings, merged
