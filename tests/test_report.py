@@ -104,7 +104,7 @@ def test_diff_shows_exactly_the_perturbed_aggregates(tmp_path):
                                                               ("decoderlens", "edm-L3", "ndcg")}
     assert moved.set_index("key").loc["edm-L3", "delta"] == pytest.approx(0.2)
     files = build_report(perturbed, baseline=original, expectations_dir=EXPECTATIONS)
-    assert "2 aggregate metrics moved" in files[0].read_text()
+    assert "2 changed significantly" in files[0].read_text()
 
 
 def test_listening_picks_best_and_worst_per_pair():

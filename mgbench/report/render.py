@@ -16,7 +16,7 @@ from ..paths import atomic_write_bytes
 from ..suite.claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_precision
 from ..suite.expectations import Expectations, default_expectations_dir
 from . import figures
-from .diff import diff_results
+from .diff import ALPHA, compare_results
 from .planted import planted_blocks, site_ranking
 from .results import Results, load_results
 
@@ -133,10 +133,18 @@ def _bench(bench: pd.DataFrame) -> list[Block]:
 
 
 def _diff(results: Results, baseline: Results) -> list[Block]:
-    moved = diff_results(results, baseline)
-    text = (f"{len(moved)} aggregate metrics moved beyond their tolerance since {baseline.folder}."
-            if len(moved) else f"No aggregate metric moved beyond its tolerance since {baseline.folder}.")
-    return [("h", 2, "Changes since the baseline"), ("p", text)] + ([("table", moved)] if len(moved) else [])
+    compared = compare_results(results, baseline)
+    changed = compared[compared.changed]
+    one_sided = compared[compared.before.isna() ^ compared.after.isna()]
+    tested = int(compared.p.notna().sum())
+    text = (f"{tested} aggregate metrics compared with {baseline.folder} as paired differences over prompts (rows "
+            "matched on their ids, prompt_id included; paired t-test); Benjamini-Hochberg adjusted p-values control "
+            f"the false discovery rate at {ALPHA:g}. "
+            + (f"{len(changed)} changed significantly." if len(changed) else "None changed significantly.")
+            + (f" {len(one_sided)} exist in one run only." if len(one_sided) else "")
+            + " Listed: the changed ones, those in one run only, then the 5 unchanged ones nearest to significance.")
+    listed = pd.concat([changed, one_sided, compared[~compared.changed].dropna(subset=["p"]).head(5)])
+    return [("h", 2, "Changes since the baseline"), ("p", text)] + ([("table", listed)] if len(listed) else [])
 
 
 def _listening(results_folder: Path, out: Path) -> list[Block]:
