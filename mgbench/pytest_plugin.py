@@ -339,5 +339,5 @@ class CaseChecker:
                                    else float(verdict.holds), "source": verdict.detail})
         self.request.node.user_properties.append(("verdict", verdict.label))
         if verdict.holds is None:
-            pytest.skip(f"{case.id}: cannot judge: {verdict.detail}")
+            pytest.skip(f"{case.id}: {verdict.label}: {verdict.detail}")  # inconclusive, or rows missing
         return verdict

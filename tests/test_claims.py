@@ -15,12 +15,14 @@ from mgbench.suite.claims import (
 
 def synthetic(mlp_by_layer=(1.0, 1.5, 1.6, 2.0), attn=-0.5, orig_share=0.9, instrument_bonus=0.5, model="small"):
     rows = []
-    for technique, component, layer, pt in itertools.product(
+    for technique, component, layer, pt, prompt in itertools.product(
             ["replace", "adjust"], ["mlp", "self_attn", "cross_attn"], range(4),
-            ["instrument->instrument", "genre->genre", "instrument->genre", "genre->instrument"]):
+            ["instrument->instrument", "genre->genre", "instrument->genre", "genre->instrument"], range(3)):
         effect = mlp_by_layer[layer] if component == "mlp" else attn
         effect += instrument_bonus if pt.startswith("instrument") else 0.0
+        original = "guitar" if pt.startswith("instrument") else "jazz"
         rows.append(dict(model=model, technique=technique, component=component, layer=layer, pair_type=pt,
+                         original=original, prompt_id=prompt,
                          effect=effect, effect_original=orig_share * effect, effect_desired=(1 - orig_share) * effect,
                          precision=-0.8 if technique == "replace" else -1.0))
     return pd.DataFrame(rows)

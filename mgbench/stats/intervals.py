@@ -107,3 +107,38 @@ def paired_difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.n
     else:
         p = float(stats.ttest_rel(a, b).pvalue)
     return PairedDifference(diff, lo, hi, p, int(d.size))
+
+
+def unpaired_difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, confidence: float = 0.95,
+                        seed: int = 0, resamples: int = 9999) -> PairedDifference:
+    """How much ``a``'s mean exceeds ``b``'s where the units differ (other prompts): ``mean(a) - mean(b)``.
+
+    The interval is ``scipy.stats.bootstrap``'s over both samples resampled independently (BCa, percentile
+    when degenerate), the p-value Welch's t-test's (two-sided). NaNs are dropped; ``n`` is the smaller
+    sample's size. Fewer than 2 values on a side: interval and p nan. Both samples constant: p is 1 when
+    the means are equal, else 0.
+    """
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    diff = float(np.mean(a) - np.mean(b)) if a.size and b.size else np.nan
+    n = int(min(a.size, b.size))
+    if n < 2:
+        return PairedDifference(diff, np.nan, np.nan, np.nan, n)
+
+    def statistic(x, y, axis=-1):
+        return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.bootstrap((a, b), statistic, n_resamples=resamples, confidence_level=confidence,
+                                 method="BCa", rng=np.random.default_rng(seed))
+        if not np.all(np.isfinite(result.confidence_interval)):
+            result = stats.bootstrap((a, b), statistic, n_resamples=0, confidence_level=confidence,
+                                     method="percentile", bootstrap_result=result)
+        if np.ptp(a) == 0 and np.ptp(b) == 0:
+            p = 1.0 if diff == 0 else 0.0
+        else:
+            p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    lo, hi = result.confidence_interval
+    return PairedDifference(diff, float(lo), float(hi), p, n)
