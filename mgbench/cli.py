@@ -221,6 +221,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
           f"{hours:.2f} h")
     print(f"  disk: {(plan.tensor_bytes + plan.row_bytes) / 2**20:.1f} MiB "
           f"(means {plan.tensor_bytes / 2**20:.1f} MiB, result rows {plan.row_bytes / 2**20:.1f} MiB)")
+    print(f"  resolvable effect difference: {plan.resolvable:.3f} with {plan.prompts} prompts per concept (paired "
+          f"over prompts, two-sided alpha 0.05, power 0.8; sd of per-prompt effects {plan.effect_sd:.3f}, "
+          f"{plan.effect_sd_source})")
     if args.model in ("small", "medium", "large"):
         total = 0.0
         print("full paper (both techniques, all 90 ordered pairs, 100 prompts, 4 s), projected by decoder FLOPs:")

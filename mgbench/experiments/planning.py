@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from ..model.architectures import NUM_LAYERS, SHAPES
 from ..model.cost import flops_per_clip
 from ..model.sites import all_sites
+from ..stats.power import resolvable_difference
 from .ceiling import IDS as CEILING_IDS
 from .ceiling import ceiling_grid
 from .decoderlens import IDS as DL_IDS
@@ -21,6 +24,13 @@ from .resume import missing_rows
 from .session import Session
 
 ROW_BYTES = 160  # one parquet result row, measured on tiny runs (compressed columns)
+#: The standard deviation of per-prompt intervention effects that ``mgbench plan`` assumes when the session has
+#: no cached interventions rows. From the toy world: ``mgbench run --model toy --concepts guitar,piano,jazz,rock
+#: --experiments interventions --components cross_attn --layers 2 --prompts 4`` (mgbench 0.x, issue 12; both
+#: techniques, 12 pairs, 4 prompts: 96 rows) gives a pooled within-(technique, pair, site) sd of 0.7993
+#: (``effect_sd`` of its interventions.parquet); the sd over all rows, 7.2, mixes pairs and sites and is not
+#: the spread a paired comparison over prompts sees.
+DEFAULT_EFFECT_SD = 0.80
 
 
 @dataclass
@@ -29,6 +39,15 @@ class Plan:
     clips_per_s: float
     tensor_bytes: int
     row_bytes: int
+    prompts: int = 0  # per concept
+    effect_sd: float = DEFAULT_EFFECT_SD  # of per-prompt intervention effects
+    effect_sd_source: str = "default, from the toy world"
+
+    @property
+    def resolvable(self) -> float:
+        """The smallest difference in mean effect (two sites, techniques or runs, paired over the prompts) that
+        the run detects with power 0.8 at alpha 0.05 (``stats.resolvable_difference``)."""
+        return resolvable_difference(self.effect_sd, self.prompts)
 
     @property
     def total(self) -> int:
@@ -60,7 +79,24 @@ def make_plan(session: Session, selection: Selection) -> Plan:
     clips_per_s = calibrate(session, concepts[:2], min(session.batch_size, 256))
     hidden = session.musicgen.model.decoder.config.hidden_size
     tensor_bytes = len(passes) * 4 * hidden * (2 * 4 * layers + n * layers) + 4 * 527 * n * len(passes)
-    return Plan(generations, clips_per_s, tensor_bytes, ROW_BYTES * sum(generations.values()))
+    cached = session.store.read("interventions")
+    sd = effect_sd(cached)
+    source = ("default, from the toy world" if math.isnan(sd)
+              else f"from this session's {len(cached):,d} cached interventions rows")
+    return Plan(generations, clips_per_s, tensor_bytes, ROW_BYTES * sum(generations.values()), n,
+                DEFAULT_EFFECT_SD if math.isnan(sd) else sd, source)
+
+
+def effect_sd(rows: pd.DataFrame) -> float:
+    """The spread of per-prompt intervention effects: the pooled standard deviation over prompts within each
+    (technique, pair, site), i.e. the root of the mean within-group variance (rows of one prompt averaged
+    first). nan when no group has two prompts (no rows, or one prompt)."""
+    ids = [c for c in IV_IDS if c != "prompt_id"]
+    if rows.empty or any(c not in rows.columns for c in [*IV_IDS, "effect"]):
+        return math.nan
+    per_prompt = rows.groupby(IV_IDS, observed=True).effect.mean().reset_index()
+    variances = per_prompt.groupby(ids, observed=True).effect.var(ddof=1).dropna()
+    return float(np.sqrt(variances.mean())) if len(variances) else math.nan
 
 
 def calibrate(session: Session, concepts: list[str], rows: int) -> float:
