@@ -26,7 +26,7 @@ from .session import Session
 ROW_BYTES = 160  # one parquet result row, measured on tiny runs (compressed columns)
 #: The standard deviation of per-prompt intervention effects that ``mgbench plan`` assumes when the session has
 #: no cached interventions rows. From the toy world: ``mgbench run --model toy --concepts guitar,piano,jazz,rock
-#: --experiments interventions --components cross_attn --layers 2 --prompts 4`` (mgbench 0.x, issue 12; both
+#: --experiments interventions --components cross_attn --layers 2 --prompts 4`` (mgbench 0.2.0, CPU; both
 #: techniques, 12 pairs, 4 prompts: 96 rows) gives a pooled within-(technique, pair, site) sd of 0.7993
 #: (``effect_sd`` of its interventions.parquet); the sd over all rows, 7.2, mixes pairs and sites and is not
 #: the spread a paired comparison over prompts sees.
