@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..model.sites import Site
 from ..suite.ground_truth import INTERVENTION_CHECKS, first_layer_above_chance, recognition, roles, run_check
 from .results import Results
 
@@ -50,7 +51,7 @@ def _checks(tables: dict[str, pd.DataFrame], planted: dict) -> pd.DataFrame:
         for check in INTERVENTION_CHECKS:
             rows.append(_row(check, technique, run_check(check, tables, planted, technique)))
     if not lens.empty and "recognized" in lens:
-        last = max(int(site.split(".")[0][1:]) for site in planted["sites"])  # the full model's layer
+        last = max(Site.parse(site).layer for site in planted["sites"])  # the full model's layer
         for layer in sorted(set(lens.layer)):
             check = "lens_chance" if layer < planted["entry_layer"] else "lens_full"
             if check == "lens_chance" or layer == last:

@@ -23,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 
 from ..errors import ConfigError
 from ..model.loading import planted_truth as model_planted_truth
+from ..model.sites import Site
 
 SILENT = 1e-6  # |effect| below this is "no change" (bit-identical clips give exactly 0)
 MIN_AUROC = 0.9
@@ -44,8 +45,8 @@ class GroundTruth:
 
 def roles(planted: dict, table: pd.DataFrame) -> pd.Series:
     """The planted role of each row's site (``L2.cross_attn`` -> ``entry``)."""
-    return (("L" + table["layer"].astype(str) + "." + table["component"]).map(planted["sites"])
-            .fillna("unknown"))
+    return pd.Series([planted["sites"].get(str(Site(int(layer), component)), "unknown")
+                      for layer, component in zip(table["layer"], table["component"])], index=table.index)
 
 
 def site_effects(table: pd.DataFrame, technique: str) -> pd.DataFrame:
