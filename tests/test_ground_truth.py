@@ -55,6 +55,20 @@ def test_entry_rank_and_auroc_against_scipy():
     assert not run_check("entry_ranks_first", {"interventions": table}, PLANTED, "replace").holds
 
 
+def test_a_selection_too_narrow_to_decide_is_cannot_judge_not_a_failure():
+    only_entry = _interventions({"L1.cross_attn": [2.0, 1.0]})  # e.g. --layers 1 --components cross_attn
+    for check in ("no_path_silent", "entry_ranks_first", "sites_separate"):
+        result = run_check(check, {"interventions": only_entry}, PLANTED, "replace")
+        assert result.holds is None and result.label == "cannot judge", result
+
+
+def test_too_few_lens_clips_to_reject_chance_is_cannot_judge():
+    lens = pd.DataFrame([("g", "genre", 2, True, 1 / 6)] * 2, columns=["concept", "category", "layer", "recognized",
+                                                                     "recognized_chance"])
+    assert (1 / 6) ** 2 > 0.01  # two of two recognized could not reject chance at p < 0.01
+    assert lens_check(lens, 2, at_chance=False).holds is None and lens_check(lens, 2, at_chance=True).holds is None
+
+
 def test_lens_check_is_a_binomial_test_against_chance():
     rows = [("i", "instrument", 0, k < 3, 0.25) for k in range(12)] + [("g", "genre", 0, k < 9, 0.25)
                                                                       for k in range(12)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..model.sites import Site
 from ..suite.ground_truth import INTERVENTION_CHECKS, first_layer_above_chance, recognition, roles, run_check
 from .results import Results
 
@@ -50,19 +51,20 @@ def _checks(tables: dict[str, pd.DataFrame], planted: dict) -> pd.DataFrame:
         for check in INTERVENTION_CHECKS:
             rows.append(_row(check, technique, run_check(check, tables, planted, technique)))
     if not lens.empty and "recognized" in lens:
+        last = max(Site.parse(site).layer for site in planted["sites"])  # the full model's layer
         for layer in sorted(set(lens.layer)):
             check = "lens_chance" if layer < planted["entry_layer"] else "lens_full"
-            if check == "lens_chance" or layer == lens.layer.max():
+            if check == "lens_chance" or layer == last:
                 rows.append(_row(check, f"L{layer}", run_check(check, tables, planted, layer=layer)))
         first = first_layer_above_chance(lens)
         rows.append({"check": "lens rises at", "where": "-", "expected": f"L{planted['entry_layer']} or later",
-                     "recovered": "yes" if first is not None and first >= planted["entry_layer"] else "no",
-                     "numbers": f"first cut above chance: {'none' if first is None else f'L{first}'}"})
+                     "recovered": "cannot judge" if first is None else "yes" if first >= planted["entry_layer"]
+                     else "NO", "numbers": f"first cut above chance: {'none' if first is None else f'L{first}'}"})
     return pd.DataFrame(rows).set_index("check") if rows else pd.DataFrame({"check": ["no rows"]}).set_index("check")
 
 
 def _row(check: str, where: str, result) -> dict:
-    return {"check": check, "where": where, "expected": EXPECTED[check], "recovered": "yes" if result.holds else "NO",
+    return {"check": check, "where": where, "expected": EXPECTED[check], "recovered": result.label,
             "numbers": result.detail}
 
 

@@ -23,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 
 from ..errors import ConfigError
 from ..model.loading import planted_truth as model_planted_truth
+from ..model.sites import Site
 
 SILENT = 1e-6  # |effect| below this is "no change" (bit-identical clips give exactly 0)
 MIN_AUROC = 0.9
@@ -33,15 +34,19 @@ LENS_CHECKS = ("lens_chance", "lens_full")
 
 @dataclass(frozen=True)
 class GroundTruth:
-    holds: bool
+    holds: "bool | None"  # None: the rows present cannot decide (a narrow selection); ``detail`` says what is missing
     metrics: dict[str, float]
     detail: str
+
+    @property
+    def label(self) -> str:
+        return {True: "yes", False: "NO", None: "cannot judge"}[self.holds]
 
 
 def roles(planted: dict, table: pd.DataFrame) -> pd.Series:
     """The planted role of each row's site (``L2.cross_attn`` -> ``entry``)."""
-    return (("L" + table["layer"].astype(str) + "." + table["component"]).map(planted["sites"])
-            .fillna("unknown"))
+    return pd.Series([planted["sites"].get(str(Site(int(layer), component)), "unknown")
+                      for layer, component in zip(table["layer"], table["component"])], index=table.index)
 
 
 def site_effects(table: pd.DataFrame, technique: str) -> pd.DataFrame:
@@ -55,7 +60,7 @@ def site_effects(table: pd.DataFrame, technique: str) -> pd.DataFrame:
 def no_path_silent(table: pd.DataFrame, planted: dict, technique: str) -> GroundTruth:
     rows = table[(table.technique == technique) & (roles(planted, table) == "no_path")]
     if rows.empty:
-        return GroundTruth(False, {}, "no rows at sites without a path from the text")
+        return GroundTruth(None, {}, "no rows at sites without a path from the text")
     worst_effect, worst_precision = rows.effect.abs().max(), rows.precision.abs().max()
     holds = bool(worst_effect < SILENT and worst_precision < SILENT)
     return GroundTruth(holds, {"max_abs_effect": worst_effect, "max_abs_precision": worst_precision, "rows": len(rows)},
@@ -68,8 +73,8 @@ def entry_ranks_first(table: pd.DataFrame, planted: dict, technique: str,
     effects = site_effects(table, technique)
     effects["role"] = roles(planted, effects)
     entry = effects[effects.role == "entry"]
-    if entry.empty:
-        return GroundTruth(False, {}, "no rows at the entry site")
+    if entry.empty or len(effects) < 2:
+        return GroundTruth(None, {}, "needs rows at the entry site and at other sites")
     rank, effect = int(entry["rank"].iloc[0]), float(entry.effect.iloc[0])
     runner_up = effects[effects.role != "entry"].iloc[0]
     metrics = {"rank": rank, "entry_effect": effect, "runner_up_effect": float(runner_up.effect)}
@@ -86,7 +91,7 @@ def sites_separate(table: pd.DataFrame, planted: dict, technique: str) -> Ground
     per_pair = rows.groupby(["original", "desired", "layer", "component"], as_index=False)["effect"].mean()
     labels = roles(planted, per_pair) == "entry"
     if labels.all() or not labels.any():
-        return GroundTruth(False, {}, "needs rows at the entry site and at other sites")
+        return GroundTruth(None, {}, "needs rows at the entry site and at other sites")
     auroc = float(roc_auc_score(labels, per_pair.effect))
     return GroundTruth(auroc >= MIN_AUROC, {"auroc": auroc, "pairs": int(labels.sum())},
                        f"AUROC {auroc:.3f} of the entry site against the others over {int(labels.sum())} pairs "
@@ -104,6 +109,9 @@ def lens_check(lens: pd.DataFrame, layer: int, at_chance: bool) -> GroundTruth:
     """Recognition at ``layer`` at chance (``at_chance``) or above it, per category."""
     metrics, parts, holds = {}, [], True
     for category, (hits, n, chance) in recognition(lens, layer).items():
+        if chance**n >= ALPHA:  # even n of n recognized would not be significant: too few clips to decide
+            return GroundTruth(None, {}, f"L{layer}: {n} {category} clips cannot reject chance {chance:.2f} at "
+                                         f"p < {ALPHA}; give more prompts or concepts")
         if at_chance:
             p = binomtest(hits, n, chance).pvalue
             holds &= p >= ALPHA
@@ -113,7 +121,7 @@ def lens_check(lens: pd.DataFrame, layer: int, at_chance: bool) -> GroundTruth:
         metrics |= {f"{category}_recognized": hits / n, f"{category}_chance": chance, f"{category}_p": p}
         parts.append(f"{category} {hits}/{n} recognized (chance {chance:.2f}, p {p:.3g})")
     if not parts:
-        return GroundTruth(False, {}, f"no DecoderLens rows at layer {layer}")
+        return GroundTruth(None, {}, f"no DecoderLens rows at layer {layer}")
     return GroundTruth(bool(holds), metrics, f"L{layer}: " + ", ".join(parts))
 
 

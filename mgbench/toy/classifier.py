@@ -85,10 +85,9 @@ def train_classifier(world: ToyWorld, codec: torch.nn.Module, concepts: ConceptS
 def concept_accuracy(logits: torch.Tensor, concepts: ConceptSet, fills: list[dict[str, str]]) -> dict[str, float]:
     """Per category, the fraction of clips (naming a concept of it) whose top label among the category's concepts'
     odds labels is their own concept's."""
-    _, classes = targets(concepts, fills)
     out = {}
     for category in CATEGORIES:
-        named = classes[category] >= 0
-        guess = logits[:, odds_labels(concepts, category)].argmax(-1)
-        out[category] = (guess[named] == classes[category][named]).float().mean().item()
+        slot = concepts.members(category)[0].slot
+        named = [(row, concept_of(concepts, slot, fill[slot])) for row, fill in zip(logits, fills)]
+        out[category] = float(np.mean([concepts.recognized(row, c) for row, c in named if c is not None]))
     return out
