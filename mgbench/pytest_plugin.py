@@ -289,10 +289,10 @@ class CaseChecker:
         return values
 
     def check(self, case: Case, values: dict[str, float]) -> None:
-        """Fail with value, range and source for every point metric outside its expected range.
+        """Fail with value, interval, range and source for every metric outside its expected range.
 
-        A metric's ``_lo``/``_hi`` bounds in ``values`` are recorded beside it (``value_lo``, ``value_hi``), not
-        checked.
+        A metric's ``_lo``/``_hi`` bounds in ``values`` are recorded beside it (``value_lo``, ``value_hi``); a paper
+        range passes when they overlap the reading band (Range.failure), golden values check the point.
         """
         ranges, why_none = self.state.expectations.ranges(case, self.state.settings(case.size))
         points, bounds = split_intervals(values)
@@ -303,10 +303,10 @@ class CaseChecker:
             self.state.records.append({"case": case.id, "experiment": case.experiment, "size": case.size,
                                        **{k: v for k, v in asdict(case).items() if k not in ("experiment", "size")},
                                        "metric": metric, "value": value, "value_lo": lo, "value_hi": hi,
-                                       "low": min((r.low for r in matching), default=None),
-                                       "high": max((r.high for r in matching), default=None),
+                                       "low": min((r.bounds((lo, hi))[0] for r in matching), default=None),
+                                       "high": max((r.bounds((lo, hi))[1] for r in matching), default=None),
                                        "source": "; ".join(r.source for r in matching) or why_none})
-            failures += [r.explain(value) for r in matching if not r.contains(value)]
+            failures += [f for f in (r.failure(value, (lo, hi)) for r in matching) if f]
         if failures:
             pytest.fail(f"{case.id}: " + "; ".join(failures), pytrace=False)
 

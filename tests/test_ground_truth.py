@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest, mannwhitneyu
 
-from mgbench.experiments.pipeline import Selection, run_info, run_selection, write_tables
+from mgbench.experiments.pipeline import Selection, run_info, run_selection, summarize, write_tables
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.model import hooks, runner
 from mgbench.model.runner import GenerationSettings
@@ -143,6 +143,17 @@ def test_the_report_opens_with_the_recovered_planted_truth(toy_run):
     assert rows[1].count("of the prompt-swap ceiling") == 1
     ranking = [line for line in section.split("### Site ranking")[1].splitlines() if line.startswith("|")]
     assert "cross_attn" in ranking[2] and "entry" in ranking[2]  # the first row under the header: the entry site
+
+
+def test_the_toy_worlds_intervals_cover_its_planted_truth(toy_tables):
+    """Every no-path site's 95% interval holds its true effect, exactly 0; the entry site's excludes 0."""
+    profile = summarize(toy_tables)["profile"].reset_index()
+    sites = planted_truth("toy")["sites"]
+    role = profile.apply(lambda r: sites[f"L{r.layer}.{r.component}"], axis=1)
+    silent, entry = profile[role == "no_path"], profile[role == "entry"]
+    assert len(silent) and len(entry) == 2  # (replace, adjust)
+    assert ((silent.effect_lo <= 0) & (silent.effect_hi >= 0)).all()
+    assert (entry.effect_lo > 0).all(), entry
 
 
 def _edits_on_unconditional_rows(monkeypatch):

@@ -23,23 +23,49 @@ from .cases import Case, split_intervals
 GOLDEN_RTOL = 1e-4
 GOLDEN_ATOL = 1e-4
 #: keys every rule of paper.json has (concept, technique, component, pair_type and layers narrow it further)
-RULE_KEYS = ("size", "experiment", "metric", "reading", "tolerance", "source")
-SHAPES = {"paper.json": '{"rules": [{"size", "experiment", "metric", "reading", "tolerance", "source", ...}]}',
+RULE_KEYS = ("size", "experiment", "metric", "reading", "reading_error", "tolerance", "source")
+SHAPES = {"paper.json": ('{"rules": [{"size", "experiment", "metric", "reading", "reading_error", "tolerance", '
+                         '"source", ...}]}'),
           "tiny.json": '{"settings": {...} or null, "values": {case id: {metric: number}}}'}
 
 
 @dataclass(frozen=True)
 class Range:
+    """Where a metric is expected to be.
+
+    A paper range knows the noise: it passes when the measured 95% interval ``(lo, hi)`` overlaps
+    ``[low, high]`` (the reading +- its reading error). Without an interval (e.g. one prompt) it falls back to the
+    point value inside ``widened`` (the reading +- the rule's fixed tolerance). A golden range (``widened`` None)
+    always checks the point value: golden values are reproductions, not estimates.
+    """
+
     metric: str
     low: float
     high: float
     source: str
+    widened: "tuple[float, float] | None" = None
 
-    def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
+    def bounds(self, interval: "tuple[float, float] | None") -> tuple[float, float]:
+        """The bounds the check uses: the reading band with an interval (or for golden values), else ``widened``."""
+        return (self.low, self.high) if self.widened is None or _finite(interval) else self.widened
 
-    def explain(self, value: float) -> str:
-        return f"{self.metric} = {value:.4f} outside [{self.low:.4f}, {self.high:.4f}] ({self.source})"
+    def failure(self, value: float, interval: "tuple[float, float] | None" = None) -> "str | None":
+        """Why ``value`` (with its interval) is outside the range, or None when it is inside."""
+        low, high = self.bounds(interval)
+        if self.widened is not None and _finite(interval):
+            lo, hi = interval
+            if hi >= low and lo <= high:
+                return None
+            return (f"{self.metric} = {value:.4f}, 95% interval [{lo:.4f}, {hi:.4f}] does not overlap "
+                    f"[{low:.4f}, {high:.4f}] ({self.source})")
+        if low <= value <= high:
+            return None
+        fallback = "; no interval, fixed widening" if self.widened is not None else ""
+        return f"{self.metric} = {value:.4f} outside [{low:.4f}, {high:.4f}] ({self.source}{fallback})"
+
+
+def _finite(interval: "tuple[float, float] | None") -> bool:
+    return interval is not None and all(x is not None and math.isfinite(x) for x in interval)
 
 
 def default_expectations_dir() -> Path:
@@ -60,7 +86,8 @@ def _is_number(value: object) -> bool:
 def _valid_paper(data: object) -> bool:
     rules = data.get("rules") if isinstance(data, dict) else None
     return isinstance(rules, list) and all(
-        isinstance(r, dict) and all(k in r for k in RULE_KEYS) and _is_number(r["tolerance"])
+        isinstance(r, dict) and all(k in r for k in RULE_KEYS)
+        and _is_number(r["tolerance"]) and _is_number(r["reading_error"])
         and all(_is_number(x) for x in (r["reading"] if isinstance(r["reading"], list) else [r["reading"]]))
         for r in rules)
 
@@ -113,8 +140,10 @@ class Expectations:
             if "layers" in rule and not _in_layers(rule["layers"], case.layer):
                 continue
             reading = rule["reading"] if isinstance(rule["reading"], list) else [rule["reading"]] * 2
-            out.append(Range(rule["metric"], min(reading) - rule["tolerance"], max(reading) + rule["tolerance"],
-                             f"{rule['source']}; reading {rule['reading']} +- {rule['tolerance']}"))
+            err, tol = rule["reading_error"], rule["tolerance"]
+            out.append(Range(rule["metric"], min(reading) - err, max(reading) + err,
+                             f"{rule['source']}; reading {rule['reading']} +- {err}, without an interval +- {tol}",
+                             widened=(min(reading) - tol, max(reading) + tol)))
         return out
 
     def golden_ranges(self, case: Case) -> list[Range]:
