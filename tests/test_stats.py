@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from statsmodels.stats.power import NormalIndPower
 
 from mgbench.errors import ConfigError
 from mgbench.stats.intervals import mean_interval, paired_difference, with_intervals
@@ -190,6 +191,5 @@ def test_resolvable_difference_textbook_value():
 
 @pytest.mark.parametrize("n, alpha, power", [(30, 0.05, 0.8), (100, 0.01, 0.9)])
 def test_resolvable_difference_matches_statsmodels(n, alpha, power):
-    statsmodels_power = pytest.importorskip("statsmodels.stats.power")
-    effect = statsmodels_power.NormalIndPower().solve_power(nobs1=n, alpha=alpha, power=power, ratio=0)
+    effect = NormalIndPower().solve_power(nobs1=n, alpha=alpha, power=power, ratio=0)
     assert resolvable_difference(0.5, n, alpha, power) == pytest.approx(0.5 * effect, rel=1e-3)
