@@ -103,7 +103,7 @@ def _random_weights(results: Results) -> list[Block]:
                   "machinery and measure its speed, they say nothing about MusicGen.")]
 
 
-def _claims(iv: pd.DataFrame, random_models: "list[str]") -> list[Block]:
+def _claims(iv: pd.DataFrame, random_models: "tuple[str, ...] | list[str]" = ()) -> list[Block]:
     blocks: list[Block] = [("h", 2, "The paper's claims")]
     models = sorted(set(iv.model)) if not iv.empty else []
     rows = []
