@@ -115,13 +115,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     """List the known model names and whether each is available offline."""
     from .model.architectures import HUB_NAMES
     from .model.loading import MODEL_NAMES, is_available, resolve_source
+    from .model.random_sizes import RANDOM_SIZES
 
+    offline = {"toy": "shipped: the toy world", "tiny": "built offline from a seed",
+               **{name: f"{size} shapes, random weights" for name, size in RANDOM_SIZES.items()}}
     names = [args.name] if args.name else list(MODEL_NAMES)
     for name in names:
-        offline = {"toy": "shipped: the toy world", "tiny": "built offline from a seed"}
         source = offline.get(name) or HUB_NAMES.get(name) or resolve_source(name)
         state = "available offline" if is_available(name) else "not downloaded"
-        print(f"{name:<8} {source:<28} {state}")
+        print(f"{name:<14} {source:<28} {state}")
     return 0
 
 
@@ -358,7 +360,8 @@ def add_build_plan_args(p: argparse.ArgumentParser) -> None:
 
 def add_generation_args(p: argparse.ArgumentParser, seconds: "float | None" = 4.0) -> None:
     """Arguments shared by every command that generates audio."""
-    p.add_argument("--model", default="toy", help="toy | tiny | small | medium | large | hub id | folder")
+    p.add_argument("--model", default="toy", help="toy | tiny | small | medium | large | small-random | "
+                                                  "medium-random | large-random (random weights) | hub id | folder")
     p.add_argument("--seconds", type=seconds_arg, default=seconds,
                    help="clip length (default: 4; for run, 4 and %g for toy and tiny)" % OFFLINE_RUNS["toy"][1])
     p.add_argument("--seed", type=int, default=0)

@@ -24,6 +24,15 @@ def tiny_folder(kind: str, seed: int) -> Path:
     return mgbench_home() / "tiny" / f"{kind}-s{seed}-v{TINY_VERSION}"
 
 
+#: Bump when the real-size random models' build changes: cached folders of older versions are ignored.
+RANDOM_VERSION = 1
+
+
+def random_folder(name: str, seed: int) -> Path:
+    """Where the real-size random MusicGen ``name`` (``small-random``, ...) built from ``seed`` is cached."""
+    return mgbench_home() / "random" / f"{name}-s{seed}-v{RANDOM_VERSION}"
+
+
 def toy_folder() -> Path:
     """The shipped toy world (``musicgen/``, ``classifier/``, ``planted.json``, ``build.json``), inside the package."""
     return Path(__file__).parent / "data" / "toy"

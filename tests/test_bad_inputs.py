@@ -95,8 +95,8 @@ CASES = [
     case("report-out-is-a-file", ["report", "{tmp}/res", "--out", "{tmp}/file"], "--out: {tmp}/file is a file",
          "results", "file"),
     case("models-not-a-hub-id", ["models", "a/b/c/d"], "unknown model 'a/b/c/d'; valid: toy, tiny, small, medium, "
-                                                       "large. Or pass a local folder or a Hugging Face hub id "
-                                                       "(owner/name)"),
+                                                       "large, small-random, medium-random, large-random. Or "
+                                                       "pass a local folder or a Hugging Face hub id (owner/name)"),
     case("models-empty-folder", ["models", "{tmp}/empty"], "holds no MusicGen model: it needs config.json and "
                                                            "weights", "empty folder"),
     case("prompts-n-negative", ["prompts", "guitar", "-n", "-3"], "-n: '-3' is not allowed"),

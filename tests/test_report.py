@@ -157,3 +157,16 @@ def test_report_of_a_narrow_selection_says_which_claims_it_cannot_judge(tmp_path
     one_layer = build_report(make_results(tmp_path / "one-layer", model="tiny", layers=1),
                              expectations_dir=EXPECTATIONS)[0].read_text()
     assert "not enough layers to judge" in one_layer and "Figure 6" in one_layer
+
+
+def test_report_says_random_weights_make_numbers_meaningless(tmp_path):
+    """run.json's ``random_weights`` (set for tiny and the *-random models) puts the warning at the top; a run
+    without it has none."""
+    random_run = make_results(tmp_path / "random", model="small-random", layers=2)
+    iv = pd.read_parquet(random_run / "interventions.parquet")
+    write_tables(random_run, {"interventions": iv}, {"model": "small-random", "prompts": 2, "random_weights": True})
+    md = build_report(random_run, expectations_dir=EXPECTATIONS)[0].read_text()
+    warning = "Random weights: small-random. Their numbers are meaningless"
+    assert warning in md and md.index(warning) < md.index("## Settings")
+    real = build_report(make_results(tmp_path / "real", layers=2), expectations_dir=EXPECTATIONS)[0].read_text()
+    assert "meaningless" not in real

@@ -40,3 +40,9 @@ def test_sampler_stays_last_in_the_processor_list():
     marker = object()
     procs.append(marker)
     assert procs[-1] is sampler and procs[0] is marker
+
+
+def test_hash_of_a_python_int_equals_the_hash_of_a_tensor():
+    """``gumbel_noise`` hashes the seed on the host (nothing copied to the device): it must give the tensor's bits."""
+    values = [0, 1, 5, 2**31 - 1, 2**31, 2**32 - 1, 2**32 + 7, -1, 123456789]
+    assert [mix32(v) for v in values] == mix32(torch.tensor(values, dtype=torch.int64)).tolist()

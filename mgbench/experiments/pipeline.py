@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import ConfigError, unknown
-from ..model.loading import LoadedMusicgen, planted_truth
+from ..model.loading import RANDOM_MODELS, LoadedMusicgen, planted_truth
 from ..model.runner import GenerationSettings, MusicgenRunner
 from ..model.sites import COMPONENT_MODULES, PAPER_COMPONENTS, all_sites
 from ..paths import atomic_write_bytes, atomic_write_with
@@ -114,6 +114,7 @@ def run_info(session: Session) -> dict:
             "classifier_identity": session.classifier.identity, "prompts": c.prompts, **c.generation.as_dict(),
             "device": c.device, "dtype": c.resolved_dtype, "odds": c.odds, "both_halves": c.both_halves,
             "batch_size": session.batch_size, "planted": planted_truth(c.model),
+            "random_weights": c.model in RANDOM_MODELS,  # then the numbers are meaningless (the report says so)
             "concepts_file": session.concepts.source, "versions": {"mgbench": __version__, "torch": torch.__version__,
             "transformers": transformers.__version__, "python": platform.python_version()}}
 

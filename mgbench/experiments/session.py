@@ -17,7 +17,7 @@ from ..concepts.concept_set import Concept, ConceptSet, load_concepts
 from ..errors import ConfigError
 from ..model.batching import auto_batch_size
 from ..model.hooks import Capture
-from ..model.loading import LoadedMusicgen, load_musicgen
+from ..model.loading import RANDOM_MODELS, LoadedMusicgen, load_musicgen
 from ..model.runner import GenerationSettings, MusicgenRunner
 from ..model.sites import PAPER_COMPONENTS, Site, all_sites
 from ..paths import mgbench_home
@@ -29,8 +29,9 @@ DTYPES = {"float64": torch.float64, "float32": None, "float16": torch.float16, "
 #: makes their sampled tokens the same on every CPU (float32 kernels differ in the last bits between
 #: AVX2, AVX-512 and plain builds, and a token near a tie flips)
 EXACT_MODELS = ("toy", "tiny")
-#: models whose own classifier is the default (every other model's is the paper's PaSST)
-OWN_CLASSIFIER = ("toy", "tiny")
+#: default classifiers: the toy world's for the toy model, the random tiny PaSST for models with random weights
+#: (their numbers are meaningless anyway, and it needs no download), the paper's PaSST for every other model
+DEFAULT_CLASSIFIERS = {"toy": "toy", **{name: "tiny" for name in RANDOM_MODELS}}
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class RunConfig:
     """Everything a run's numbers depend on, plus where to keep them."""
 
     model: str = "toy"
-    classifier: "str | None" = None  # default: toy / tiny for the toy / tiny model, passt otherwise
+    classifier: "str | None" = None  # default: toy for the toy model, tiny for random models, passt otherwise
     prompts: int = 100
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     device: str = "cpu"
@@ -60,7 +61,7 @@ class RunConfig:
 
     @property
     def classifier_name(self) -> str:
-        return self.classifier or (self.model if self.model in OWN_CLASSIFIER else "passt")
+        return self.classifier or DEFAULT_CLASSIFIERS.get(self.model, "passt")
 
 
 @dataclass

@@ -62,14 +62,14 @@ def installed(hooks: "list[tuple[torch.nn.Module, object]]",
 
 
 def _edit_hook(rows: torch.Tensor, values: torch.Tensor, add: torch.Tensor, batch_rows: int):
+    """A hook that edits ``rows`` of a site's output; ``rows``, ``values`` ``(n, 1, hidden)`` and ``add``
+    ``(n, 1, 1)`` already live on the model's device in its dtype, so a step copies nothing to the device."""
     def hook(module, args, output):
         out = _output_tensor(output)
         if out.shape[0] != batch_rows:
             raise RuntimeError(f"intervention planned for {batch_rows} rows but the decoder ran {out.shape[0]}")
         sel = out.index_select(0, rows)
-        vals = values.to(device=out.device, dtype=out.dtype)[:, None, :]
-        new = torch.where(add[:, None, None].to(out.device), sel + vals, vals.expand_as(sel))
-        out.index_copy_(0, rows.to(out.device), new)
+        out.index_copy_(0, rows, torch.where(add, sel + values, values.expand_as(sel)))
         return output
 
     return hook
@@ -79,7 +79,8 @@ def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", g
     """Hooks that apply ``edits[b]`` to prompt ``b`` (``None``: leave the row alone), grouped by site.
 
     With ``guided`` the decoder batch is doubled for classifier-free guidance and an edit's
-    ``uncond`` vector goes to row ``B + b``.
+    ``uncond`` vector goes to row ``B + b``. The rows and vectors are put on the site's device, in its
+    dtype, here: once per batch, never per generation step.
     """
     n = len(edits)
     by_site: dict[Site, list[tuple[int, torch.Tensor, bool]]] = {}
@@ -93,10 +94,12 @@ def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", g
             by_site[edit.site].append((n + b, edit.uncond, edit.mode == ADD))
     hooks = []
     for site, items in by_site.items():
-        rows = torch.tensor([r for r, _, _ in items])
-        values = torch.stack([v for _, v, _ in items])
-        add = torch.tensor([a for _, _, a in items])
-        hooks.append((site_module(layers, site), _edit_hook(rows, values, add, 2 * n if guided else n)))
+        module = site_module(layers, site)
+        weight = next(module.parameters())
+        rows = torch.tensor([r for r, _, _ in items], device=weight.device)
+        values = torch.stack([v for _, v, _ in items]).to(device=weight.device, dtype=weight.dtype)[:, None, :]
+        add = torch.tensor([a for _, _, a in items], device=weight.device)[:, None, None]
+        hooks.append((module, _edit_hook(rows, values, add, 2 * n if guided else n)))
     return hooks
 
 

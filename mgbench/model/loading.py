@@ -1,5 +1,6 @@
 """Load MusicGen by name: ``toy`` (shipped, trained), ``tiny`` (random, offline), ``small``/``medium``/``large``
-(hub), a hub id or a local folder."""
+(hub), ``small-random``/``medium-random``/``large-random`` (published sizes, random, offline), a hub id or a local
+folder."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from ..errors import MissingWeightsError, unknown
 from ..paths import folder_digest, toy_folder
 from .architectures import HUB_NAMES
 from .quiet import quiet_transformers
+from .random_sizes import RANDOM_SIZES, random_musicgen_folder
 from .tiny import tiny_musicgen_folder
 
-MODEL_NAMES = ("toy", "tiny", *HUB_NAMES)
-OFFLINE_MODELS = ("toy", "tiny")  # shipped or built here: always available
+MODEL_NAMES = ("toy", "tiny", *HUB_NAMES, *RANDOM_SIZES)
+OFFLINE_MODELS = ("toy", "tiny", *RANDOM_SIZES)  # shipped or built here: always available
+#: models with random weights: they exercise the machinery (and its speed); their numbers are meaningless
+RANDOM_MODELS = ("tiny", *RANDOM_SIZES)
 HUB_ID = r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*"  # owner/name, as the Hugging Face hub spells repo ids
 
 
@@ -61,6 +65,8 @@ def resolve_source(name: str) -> str:
         return str(toy_folder() / "musicgen")
     if name == "tiny":
         return str(tiny_musicgen_folder())
+    if name in RANDOM_SIZES:
+        return str(random_musicgen_folder(name))
     if name in HUB_NAMES:
         return HUB_NAMES[name]
     folder = Path(name)
@@ -96,7 +102,8 @@ def cached_snapshot(repo_id: str) -> "Path | None":
 
 
 def is_available(name: str) -> bool:
-    """Whether ``name`` can be loaded without a network (toy and tiny always can)."""
+    """Whether ``name`` can be loaded without a network (the shipped and randomly built models always can; this
+    builds nothing)."""
     if name in OFFLINE_MODELS:
         return True
     source = resolve_source(name)

@@ -18,8 +18,8 @@ from transformers import LogitsProcessor, LogitsProcessorList
 _M32 = 0xFFFFFFFF
 
 
-def mix32(x: torch.Tensor) -> torch.Tensor:
-    """A 32-bit integer hash (lowbias32) on int64 tensors holding values in [0, 2**32)."""
+def mix32(x: "torch.Tensor | int") -> "torch.Tensor | int":
+    """A 32-bit integer hash (lowbias32) of int64 tensors or Python ints (the same values either way)."""
     x = x & _M32
     x = x ^ (x >> 16)
     x = (x * 0x7FEB352D) & _M32
@@ -39,8 +39,7 @@ def gumbel_noise(seed: int, row_keys: torch.Tensor, step: int, tokens: torch.Ten
     The noise of a token depends on (seed, row key, step, token id) only, so computing it for a
     subset of tokens (the top k) gives the same values as computing it for the whole vocabulary.
     """
-    device = row_keys.device
-    base = mix32(mix32(mix32(torch.tensor(seed, dtype=torch.int64, device=device)) ^ row_keys.long()) ^ step)
+    base = mix32(mix32(mix32(seed) ^ row_keys.long()) ^ step)  # the seed is hashed on the host: nothing to copy
     columns = mix32(tokens.long() + 0x9E3779B9)
     bits = mix32(base[:, None] ^ columns) >> 8  # 24 bits: exact in float32
     uniform = (bits.float() + 0.5) / float(1 << 24)

@@ -53,11 +53,9 @@ def _init_std(name: str, tensor: torch.Tensor) -> float:
 def _build_musicgen(folder: Path, seed: int) -> None:
     from transformers import (
         EncodecConfig,
-        EncodecFeatureExtractor,
         MusicgenConfig,
         MusicgenDecoderConfig,
         MusicgenForConditionalGeneration,
-        MusicgenProcessor,
         T5Config,
     )
 
@@ -78,14 +76,23 @@ def _build_musicgen(folder: Path, seed: int) -> None:
         torch.manual_seed(seed)
         model = MusicgenForConditionalGeneration(config).eval()
     redraw_(model, seed, _init_std)  # the same weights on every CPU (mgbench.seeding)
-    for i, layer in enumerate(model.audio_encoder.quantizer.layers):  # EnCodec's codebooks start at zero
-        layer.codebook.embed.copy_(portable_normal(layer.codebook.embed.shape, seed, f"codebook.{i}"))
-        layer.codebook.embed_avg.copy_(layer.codebook.embed)
-        layer.codebook.cluster_size.fill_(1.0)
-        layer.codebook.inited.fill_(1.0)
+    save_random_musicgen(model, tokenizer, seed, folder)
+
+
+def save_random_musicgen(model, tokenizer, seed: int, folder: Path) -> None:
+    """Give a freshly initialised MusicGen random codebooks (EnCodec's start at zero) and the published generation
+    defaults, and save it with a processor around ``tokenizer`` so that ``from_pretrained`` loads the folder."""
+    from transformers import EncodecFeatureExtractor, MusicgenProcessor
+
+    with torch.no_grad():
+        for i, layer in enumerate(model.audio_encoder.quantizer.layers):
+            layer.codebook.embed.copy_(portable_normal(layer.codebook.embed.shape, seed, f"codebook.{i}"))
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+            layer.codebook.cluster_size.fill_(1.0)
+            layer.codebook.inited.fill_(1.0)
     # MusicGen's published generation defaults (facebook/musicgen-* generation_config.json).
     model.generation_config.update(do_sample=True, top_k=250, temperature=1.0, guidance_scale=3.0, max_length=1500,
                                    decoder_start_token_id=2048, pad_token_id=2048, bos_token_id=2048)
     model.save_pretrained(folder)
-    MusicgenProcessor(feature_extractor=EncodecFeatureExtractor(sampling_rate=32000),
+    MusicgenProcessor(feature_extractor=EncodecFeatureExtractor(sampling_rate=model.config.audio_encoder.sampling_rate),
                       tokenizer=tokenizer).save_pretrained(folder)

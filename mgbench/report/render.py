@@ -37,6 +37,7 @@ def build_report(results_dir: "str | Path", out: "str | Path | None" = None, bas
 
 def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results | None") -> list[Block]:
     blocks: list[Block] = [("h", 1, f"mgbench report: {', '.join(results.runs) or 'bench'}")]
+    blocks += _random_weights(results)
     blocks += planted_blocks(results)
     blocks += _settings(results)
     dl, sim, iv = results.table("decoderlens"), results.table("similarity"), results.table("interventions")
@@ -75,7 +76,7 @@ def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results |
         path = fig_dir / "fig5-effect-vs-precision.png"
         table = figures.effect_precision_figure(iv, figures.paper_bie(rules), path)
         blocks += [("h", 2, "Figure 5: MLP effect vs precision"), ("img", path), ("table", table)]
-    blocks += _claims(iv)
+    blocks += _claims(iv, _random_models(results))
     blocks += _bench(results.bench)
     if baseline is not None:
         blocks += _diff(results, baseline)
@@ -89,7 +90,20 @@ def _settings(results: Results) -> list[Block]:
     return [("h", 2, "Settings"), ("table", pd.DataFrame(rows).set_index("model").T)] if rows else []
 
 
-def _claims(iv: pd.DataFrame) -> list[Block]:
+def _random_models(results: Results) -> list[str]:
+    """The runs whose model has random weights (``random_weights`` in their run.json)."""
+    return [model for model, info in results.runs.items() if info.get("random_weights")]
+
+
+def _random_weights(results: Results) -> list[Block]:
+    models = _random_models(results)
+    if not models:
+        return []
+    return [("p", f"Random weights: {', '.join(models)}. Their numbers are meaningless; they exercise the "
+                  "machinery and measure its speed, they say nothing about MusicGen.")]
+
+
+def _claims(iv: pd.DataFrame, random_models: "tuple[str, ...] | list[str]" = ()) -> list[Block]:
     blocks: list[Block] = [("h", 2, "The paper's claims")]
     models = sorted(set(iv.model)) if not iv.empty else []
     rows = []
@@ -101,8 +115,8 @@ def _claims(iv: pd.DataFrame) -> list[Block]:
     verdict = large_replace_best_precision(iv[iv.model.isin(sizes)]) if sizes <= set(models) else None
     rows.append(_claim_row(CROSS_SIZE_CLAIM, "all sizes", verdict, large_replace_best_precision.__doc__))
     blocks.append(("table", pd.DataFrame(rows).set_index("claim")))
-    if {"tiny", "toy"} & set(models):
-        blocks.append(("p", "The tiny model has random weights and the toy world a planted mechanism of its own: "
+    if {"toy", *random_models} & set(models):
+        blocks.append(("p", "Models with random weights and the toy world (a planted mechanism of its own): "
                             "their verdicts exercise the checks, they say nothing about MusicGen."))
     return blocks
 
