@@ -13,6 +13,7 @@ from matplotlib.image import imread
 from mgbench.experiments.pipeline import write_tables
 from mgbench.report.diff import diff_results
 from mgbench.report.listening import pick_examples
+from mgbench.stats.intervals import FEW_PROMPTS
 from mgbench.report.render import build_report
 from mgbench.report.results import load_results
 
@@ -20,18 +21,18 @@ EXPECTATIONS = Path(__file__).resolve().parents[1] / "expectations"
 CONCEPTS = {"guitar": "instrument", "piano": "instrument", "jazz": "genre", "edm": "genre"}
 
 
-def make_results(folder: Path, model: str = "small", layers: int = 24, seed: int = 0) -> Path:
+def make_results(folder: Path, model: str = "small", layers: int = 24, seed: int = 0, prompts: int = 2) -> Path:
     """A small results folder made here: every table of a run, with random but plausible numbers."""
     rng = np.random.default_rng(seed)
     dl = pd.DataFrame([(model, "passt", c, cat, layer, p, rng.uniform(0.1, 0.6), "Music | Guitar")
-                       for (c, cat), layer, p in itertools.product(CONCEPTS.items(), range(layers), range(2))],
+                       for (c, cat), layer, p in itertools.product(CONCEPTS.items(), range(layers), range(prompts))],
                       columns=["model", "classifier", "concept", "category", "layer", "prompt_id", "ndcg", "top5"])
     sim = pd.DataFrame([(model, "passt", c, cat, i, j, abs(i - j) * 1.5)
                         for (c, cat), i, j in itertools.product(CONCEPTS.items(), range(layers), range(layers))],
                        columns=["model", "classifier", "concept", "category", "layer_i", "layer_j", "distance"])
     rows = []
     for t, o, d, layer, comp, p in itertools.product(["replace", "adjust"], CONCEPTS, CONCEPTS, range(layers),
-                                                     ["self_attn", "cross_attn", "mlp"], range(2)):
+                                                     ["self_attn", "cross_attn", "mlp"], range(prompts)):
         if o != d:
             eo, ed = rng.normal(1.0, 0.3), rng.normal(0.2, 0.1)
             rows.append((model, "passt", t, o, d, f"{CONCEPTS[o]}->{CONCEPTS[d]}", layer, comp, p, eo + ed, eo, ed,
@@ -40,7 +41,7 @@ def make_results(folder: Path, model: str = "small", layers: int = 24, seed: int
                                      "component", "prompt_id", "effect", "effect_original", "effect_desired",
                                      "precision"])
     write_tables(folder, {"decoderlens": dl, "similarity": sim, "interventions": iv},
-                 {"model": model, "prompts": 2, "seconds": 4.0, "versions": {"mgbench": "test"}})
+                 {"model": model, "prompts": prompts, "seconds": 4.0, "versions": {"mgbench": "test"}})
     return folder
 
 
@@ -170,3 +171,13 @@ def test_report_says_random_weights_make_numbers_meaningless(tmp_path):
     assert warning in md and md.index(warning) < md.index("## Settings")
     real = build_report(make_results(tmp_path / "real", layers=2), expectations_dir=EXPECTATIONS)[0].read_text()
     assert "meaningless" not in real
+
+
+def test_report_warns_that_intervals_over_few_prompts_are_too_narrow(tmp_path):
+    """Bootstrap intervals over 2 prompts cover about half the time (SMALL_SAMPLE_COVERAGE): the report says so,
+    and says nothing once every concept has FEW_PROMPTS prompts."""
+    few = build_report(make_results(tmp_path / "few", layers=1), expectations_dir=EXPECTATIONS)[0].read_text()
+    assert "as few as 2 prompts per concept, too few for them" in few and "48% at 2" in few
+    enough = build_report(make_results(tmp_path / "enough", layers=1, prompts=FEW_PROMPTS),
+                          expectations_dir=EXPECTATIONS)[0].read_text()
+    assert "too few for them" not in enough

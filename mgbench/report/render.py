@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..paths import atomic_write_bytes
+from ..stats.intervals import FEW_PROMPTS, SMALL_SAMPLE_COVERAGE
 from ..suite.claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_precision
 from ..suite.expectations import Expectations, default_expectations_dir
 from . import figures
@@ -40,6 +41,7 @@ def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results |
     blocks += _random_weights(results)
     blocks += planted_blocks(results)
     blocks += _settings(results)
+    blocks += _few_prompts(results)
     dl, sim, iv = results.table("decoderlens"), results.table("similarity"), results.table("interventions")
     fig_dir = out / "figures"
     for model in results.runs:
@@ -88,6 +90,20 @@ def _settings(results: Results) -> list[Block]:
     rows = [{"model": m, **{k: v for k, v in info.items() if k not in ("versions", "selection", "planted")},
              **info.get("versions", {})} for m, info in results.runs.items()]
     return [("h", 2, "Settings"), ("table", pd.DataFrame(rows).set_index("model").T)] if rows else []
+
+
+def _few_prompts(results: Results) -> list[Block]:
+    """A caveat when some run has fewer prompts per concept than the bootstrap intervals need."""
+    counts = {name: table.groupby(["model", "concept" if "concept" in table else "original"]).prompt_id.nunique()
+              for name in ("decoderlens", "interventions") if not (table := results.table(name)).empty}
+    fewest = min((int(c.min()) for c in counts.values()), default=FEW_PROMPTS)
+    if fewest >= FEW_PROMPTS:
+        return []
+    measured = ", ".join(f"{100 * c:.0f}% at {n}" for n, c in SMALL_SAMPLE_COVERAGE.items())
+    return [("p", f"Intervals: 95% bootstrap intervals over prompts (column n). This run has as few as {fewest} "
+                  f"prompts per concept, too few for them: they are too narrow (a 95% interval held the true mean "
+                  f"of normal data {measured} prompts). Read them as rough; use {FEW_PROMPTS} or more prompts "
+                  "for claims.")]
 
 
 def _random_models(results: Results) -> list[str]:
