@@ -18,7 +18,7 @@ from audiocraft.utils.autocast import TorchAutocast
 
 from .audiocraft_keys import transformers_to_audiocraft
 from .loading import LoadedMusicgen
-from .sites import Site
+from .sites import Site, site_module
 
 #: the module of an audiocraft ``StreamingTransformerLayer`` whose output is a site's output (``sites.py``)
 AUDIOCRAFT_COMPONENT_MODULES = {"self_attn": "self_attn.out_proj", "cross_attn": "cross_attention.out_proj",
@@ -69,7 +69,4 @@ def audiocraft_lm(loaded: LoadedMusicgen, cfg_coef: float = 3.0) -> LMModel:
 
 def audiocraft_site_module(lm: LMModel, site: Site) -> torch.nn.Module:
     """The module of ``lm`` whose forward output is ``site``'s output: the paper's hook points."""
-    layers = lm.transformer.layers
-    site.validate(len(layers))
-    path = AUDIOCRAFT_COMPONENT_MODULES[site.component]
-    return layers[site.layer].get_submodule(path) if path else layers[site.layer]
+    return site_module(lm.transformer.layers, site, AUDIOCRAFT_COMPONENT_MODULES)

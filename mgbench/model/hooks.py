@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .sites import Site, site_module
+from .sites import COMPONENT_MODULES, Site, site_module
 
 REPLACE, ADD = "replace", "add"
 
@@ -75,11 +75,12 @@ def _edit_hook(rows: torch.Tensor, values: torch.Tensor, add: torch.Tensor, batc
     return hook
 
 
-def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", guided: bool = True) -> list:
+def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", guided: bool = True,
+               components: "dict[str, str]" = COMPONENT_MODULES) -> list:
     """Hooks that apply ``edits[b]`` to prompt ``b`` (``None``: leave the row alone), grouped by site.
 
     With ``guided`` the decoder batch is doubled for classifier-free guidance and an edit's
-    ``uncond`` vector goes to row ``B + b``.
+    ``uncond`` vector goes to row ``B + b``. ``components`` locates the sites in ``layers`` (``site_module``).
     """
     n = len(edits)
     by_site: dict[Site, list[tuple[int, torch.Tensor, bool]]] = {}
@@ -96,7 +97,7 @@ def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", g
         rows = torch.tensor([r for r, _, _ in items])
         values = torch.stack([v for _, v, _ in items])
         add = torch.tensor([a for _, _, a in items])
-        hooks.append((site_module(layers, site), _edit_hook(rows, values, add, 2 * n if guided else n)))
+        hooks.append((site_module(layers, site, components), _edit_hook(rows, values, add, 2 * n if guided else n)))
     return hooks
 
 
@@ -118,7 +119,9 @@ class Capture:
 
         return decoder, hook
 
-    def hooks(self, layers: torch.nn.ModuleList) -> list:
+    def hooks(self, layers: torch.nn.ModuleList, components: "dict[str, str]" = COMPONENT_MODULES) -> list:
+        """Forward hooks that add each captured site's output (summed over the positions of the call) per row;
+        ``components`` locates the sites in ``layers`` (``site_module``)."""
         def make(site: Site):
             def hook(module, args, output):
                 out = _output_tensor(output).detach()
@@ -127,7 +130,7 @@ class Capture:
                 self.steps[site] = self.steps.get(site, 0) + out.shape[1]
             return hook
 
-        return [(site_module(layers, site), make(site)) for site in self.sites]
+        return [(site_module(layers, site, components), make(site)) for site in self.sites]
 
     def row_means(self, site: Site) -> torch.Tensor:
         """Time-averaged output per decoder row, ``(rows, hidden)`` on the CPU."""
