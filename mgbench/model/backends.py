@@ -6,7 +6,7 @@ one ran. ``docs/backends.md`` says where the two agree and the one place they di
 
 from __future__ import annotations
 
-import importlib.util
+from importlib.util import find_spec
 
 from ..errors import ConfigError, unknown
 from .loading import LoadedMusicgen
@@ -27,7 +27,7 @@ def resolve_backend(backend: str, chosen: "str | None" = None) -> str:
     backend's own. A combination that is not offered is a one-line error."""
     if backend not in BACKENDS:
         raise unknown("backend", backend, BACKENDS)
-    if backend == "audiocraft" and importlib.util.find_spec("audiocraft") is None:
+    if backend == "audiocraft" and find_spec("audiocraft") is None:
         raise _missing_audiocraft("it is not installed")
     if chosen is None:
         return NATIVE_TEXT_PADDING[backend]
