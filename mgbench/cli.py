@@ -160,7 +160,8 @@ def _run_setup(args: argparse.Namespace):
         model=args.model, classifier=args.classifier, device=args.device, dtype=args.dtype,
         batch_size=args.batch_size, prompts=prompts, odds=args.odds, both_halves=args.both_halves,
         generation=GenerationSettings(seconds=clip, seed=args.seed),
-        concepts_file=args.concepts_file, cache=args.cache, download=args.download)
+        concepts_file=args.concepts_file, cache=args.cache, download=args.download, backend=args.backend,
+        text_padding=args.text_padding)
     split = lambda text: tuple(x.strip() for x in text.split(",") if x.strip()) if text else None  # noqa: E731
     selection = Selection(experiments=split(args.experiments), concepts=split(args.concepts),
                           techniques=split(args.techniques), components=split(args.components),
@@ -214,8 +215,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     session, selection = _run_setup(args)
     plan = make_plan(session, selection)
-    print(f"model {args.model} on {args.device}, batch size {session.batch_size}, {session.config.prompts} prompts, "
-          f"{session.config.generation.seconds:g} s clips")
+    print(f"model {args.model} on {args.device} through {args.backend}, batch size {session.batch_size}, "
+          f"{session.config.prompts} prompts, {session.config.generation.seconds:g} s clips")
     for name, count in plan.generations.items():
         print(f"  {name:<14} {count:>10,d} clips to generate")
     hours = plan.seconds / 3600
@@ -345,6 +346,13 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--odds", default="odds", choices=["odds", "prob"], help="eq. (1) odds or the reference's p")
     p.add_argument("--both-halves", action="store_true", help="also intervene on the unconditional CFG rows")
     p.add_argument("--cache", default=None, type=folder_arg, help="cache folder (default: $MGBENCH_HOME/cache)")
+    p.add_argument("--backend", default="transformers",
+                   help="the library that runs MusicGen: transformers (the default) or audiocraft (the paper's; "
+                        "README 'audiocraft' says how to install it)")
+    p.add_argument("--text-padding", default=None,
+                   help="padded text positions in a batch of prompts of different token lengths: masked (ignored; "
+                        "transformers' default) or audiocraft (attended to as zeros, as audiocraft does; the "
+                        "audiocraft backend's only choice)")
 
 
 def add_build_plan_args(p: argparse.ArgumentParser) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -112,11 +113,13 @@ def run_info(session: Session) -> dict:
     c = session.config
     return {"model": c.model, "model_identity": session.musicgen.identity, "classifier": c.classifier_name,
             "classifier_identity": session.classifier.identity, "prompts": c.prompts, **c.generation.as_dict(),
-            "device": c.device, "dtype": c.resolved_dtype, "odds": c.odds, "both_halves": c.both_halves,
+            "device": c.device, "backend": c.backend, "text_padding": c.resolved_text_padding,
+            "dtype": c.resolved_dtype, "odds": c.odds, "both_halves": c.both_halves,
             "batch_size": session.batch_size, "planted": planted_truth(c.model),
             "random_weights": c.model in RANDOM_MODELS,  # then the numbers are meaningless (the report says so)
             "concepts_file": session.concepts.source, "versions": {"mgbench": __version__, "torch": torch.__version__,
-            "transformers": transformers.__version__, "python": platform.python_version()}}
+            "transformers": transformers.__version__, "python": platform.python_version(),
+            **({"audiocraft": metadata.version("audiocraft")} if c.backend == "audiocraft" else {})}}
 
 
 def write_tables(out: Path, tables: dict[str, pd.DataFrame], info: dict) -> list[Path]:

@@ -15,10 +15,11 @@ from .. import __version__
 from ..classify.loading import load_classifier
 from ..concepts.concept_set import Concept, ConceptSet, load_concepts
 from ..errors import ConfigError
+from ..model.backends import make_runner, resolve_backend
 from ..model.batching import auto_batch_size
 from ..model.hooks import Capture
 from ..model.loading import RANDOM_MODELS, LoadedMusicgen, load_musicgen
-from ..model.runner import GenerationSettings, MusicgenRunner
+from ..model.runner import GenerationSettings, Runner
 from ..model.sites import PAPER_COMPONENTS, Site, all_sites
 from ..paths import mgbench_home
 from .metrics import ODDS
@@ -50,6 +51,8 @@ class RunConfig:
     concepts_file: "str | None" = None
     cache: "str | None" = None  # default: $MGBENCH_HOME/cache
     download: bool = False  # fetch hub weights that are not cached (not part of any cache key)
+    backend: str = "transformers"  # the library that runs MusicGen (model/backends.py)
+    text_padding: "str | None" = None  # masked | audiocraft; default: the backend's own (model/backends.py)
 
     @property
     def resolved_dtype(self) -> str:
@@ -58,6 +61,11 @@ class RunConfig:
         if self.dtype != "auto":
             return self.dtype
         return "float64" if self.model in EXACT_MODELS and self.device == "cpu" else "float32"
+
+    @property
+    def resolved_text_padding(self) -> str:
+        """The text padding ``None`` stands for: the backend's own (masked for transformers)."""
+        return resolve_backend(self.backend, self.text_padding)
 
     @property
     def classifier_name(self) -> str:
@@ -78,6 +86,7 @@ class Session:
 
     def __init__(self, config: RunConfig):
         self.config = config
+        resolve_backend(config.backend, config.text_padding)  # a bad backend is an error before anything loads
         self.concepts: ConceptSet = load_concepts(config.concepts_file)
         self._passes: dict[str, ConceptPass] = {}  # in memory after the first read or computation
 
@@ -95,8 +104,9 @@ class Session:
         return self.config.batch_size or auto_batch_size(self.musicgen, self.config.generation.seconds)
 
     @cached_property
-    def runner(self) -> MusicgenRunner:
-        return MusicgenRunner(self.musicgen, self.config.generation)
+    def runner(self) -> Runner:
+        c = self.config
+        return make_runner(self.musicgen, c.generation, c.backend, c.resolved_text_padding)
 
     @cached_property
     def classifier(self):
@@ -113,7 +123,8 @@ class Session:
                                    self.concepts.slots, self.concepts.slot_order], sort_keys=True)
         return {"mgbench": __version__, "model": self.musicgen.identity, "classifier": self.classifier.identity,
                 "prompts": c.prompts, "generation": c.generation.as_dict(), "odds": c.odds, "dtype": c.resolved_dtype,
-                "both_halves": c.both_halves, "concepts": hashlib.sha256(concept_data.encode()).hexdigest()[:16]}
+                "both_halves": c.both_halves, "backend": c.backend, "text_padding": c.resolved_text_padding,
+                "concepts": hashlib.sha256(concept_data.encode()).hexdigest()[:16]}
 
     def prompts(self, concept: str) -> list[str]:
         return self.concepts.prompts(concept, self.config.prompts)

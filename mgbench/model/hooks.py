@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .sites import Site, site_module
+from .sites import COMPONENT_MODULES, Site, site_module
 
 REPLACE, ADD = "replace", "add"
 
@@ -75,12 +75,14 @@ def _edit_hook(rows: torch.Tensor, values: torch.Tensor, add: torch.Tensor, batc
     return hook
 
 
-def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", guided: bool = True) -> list:
+def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", guided: bool = True,
+               components: "dict[str, str]" = COMPONENT_MODULES) -> list:
     """Hooks that apply ``edits[b]`` to prompt ``b`` (``None``: leave the row alone), grouped by site.
 
     With ``guided`` the decoder batch is doubled for classifier-free guidance and an edit's
-    ``uncond`` vector goes to row ``B + b``. The rows and vectors are put on the site's device, in its
-    dtype, here: once per batch, never per generation step.
+    ``uncond`` vector goes to row ``B + b``. ``components`` locates the sites in ``layers`` (``site_module``).
+    The rows and vectors are put on the site's device, in its dtype, here: once per batch, never per
+    generation step.
     """
     n = len(edits)
     by_site: dict[Site, list[tuple[int, torch.Tensor, bool]]] = {}
@@ -94,7 +96,7 @@ def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", g
             by_site[edit.site].append((n + b, edit.uncond, edit.mode == ADD))
     hooks = []
     for site, items in by_site.items():
-        module = site_module(layers, site)
+        module = site_module(layers, site, components)
         weight = next(module.parameters())
         rows = torch.tensor([r for r, _, _ in items], device=weight.device)
         values = torch.stack([v for _, v, _ in items]).to(device=weight.device, dtype=weight.dtype)[:, None, :]
@@ -121,7 +123,9 @@ class Capture:
 
         return decoder, hook
 
-    def hooks(self, layers: torch.nn.ModuleList) -> list:
+    def hooks(self, layers: torch.nn.ModuleList, components: "dict[str, str]" = COMPONENT_MODULES) -> list:
+        """Forward hooks that add each captured site's output (summed over the positions of the call) per row;
+        ``components`` locates the sites in ``layers`` (``site_module``)."""
         def make(site: Site):
             def hook(module, args, output):
                 out = _output_tensor(output).detach()
@@ -130,7 +134,7 @@ class Capture:
                 self.steps[site] = self.steps.get(site, 0) + out.shape[1]
             return hook
 
-        return [(site_module(layers, site), make(site)) for site in self.sites]
+        return [(site_module(layers, site, components), make(site)) for site in self.sites]
 
     def row_means(self, site: Site) -> torch.Tensor:
         """Time-averaged output per decoder row, ``(rows, hidden)`` on the CPU."""

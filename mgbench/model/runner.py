@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import torch
 
+from ..errors import unknown
 from .hooks import Capture, RowEdit, cut_decoder, edit_hooks, installed
 from .loading import LoadedMusicgen
 from .sampling import CommonNoiseSampler, SamplerLastList, prompt_key
+from .sites import COMPONENT_MODULES
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,26 @@ class GenerationSettings:
         return asdict(self)
 
 
-class MusicgenRunner:
-    """Generates batches of clips from a loaded MusicGen with common-random-number sampling."""
+#: how a batch's padded text positions enter cross-attention: ``masked`` (transformers: ignored) or
+#: ``audiocraft`` (attended to as zero vectors, as audiocraft does; docs/backends.md)
+TEXT_PADDINGS = ("masked", "audiocraft")
+
+
+class Runner(Protocol):
+    """What the experiments use of a runner, whichever library runs MusicGen (``backends.make_runner``)."""
+
+    settings: GenerationSettings
+
+    @property
+    def guided(self) -> bool: ...
+
+    def generate(self, prompts: Sequence[str], edits: "Sequence[RowEdit | None] | None" = None,
+                 capture: "Capture | None" = None, cut: "int | None" = None,
+                 noise_keys: "Sequence[str] | None" = None) -> torch.Tensor: ...
+
+
+class RunnerBase:
+    """The library-independent part of a runner: settings, step count, argument checks, site hooks, the sampler."""
 
     def __init__(self, loaded: LoadedMusicgen, settings: GenerationSettings = GenerationSettings()):
         self.loaded = loaded
@@ -37,12 +58,54 @@ class MusicgenRunner:
 
     @property
     def guided(self) -> bool:
+        """Whether the decoder batch is doubled for classifier-free guidance (unconditional rows ``B..2B-1``)."""
         return self.settings.guidance_scale > 1
 
     @property
     def max_new_tokens(self) -> int:
         """Frames for ``seconds`` of audio plus the delay pattern's extra steps (codebooks - 1)."""
         return round(self.settings.seconds * self.loaded.frame_rate) + self.loaded.num_codebooks - 1
+
+    @staticmethod
+    def noise_keys(prompts: Sequence[str], edits: "Sequence[RowEdit | None] | None",
+                   noise_keys: "Sequence[str] | None") -> Sequence[str]:
+        """Check one edit and one noise key (or None) per prompt; return the texts that key each row's noise."""
+        if edits is not None and len(edits) != len(prompts):
+            raise ValueError(f"got {len(edits)} edits for {len(prompts)} prompts; pass one (or None) per prompt")
+        if noise_keys is not None and len(noise_keys) != len(prompts):
+            raise ValueError(f"got {len(noise_keys)} noise keys for {len(prompts)} prompts; pass one per prompt")
+        return prompts if noise_keys is None else noise_keys
+
+    def site_hooks(self, layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None] | None",
+                   capture: "Capture | None", components: "dict[str, str]" = COMPONENT_MODULES) -> list:
+        """Forward hooks for ``edits`` and ``capture`` on ``layers`` (sites located by ``components``)."""
+        hooks = [] if edits is None else edit_hooks(layers, edits, guided=self.guided, components=components)
+        return hooks + ([] if capture is None else capture.hooks(layers, components))
+
+    def sampler(self, keys: Sequence[str]) -> "CommonNoiseSampler | None":
+        """The common-random-number sampler for rows keyed by ``keys`` (None for greedy decoding)."""
+        s = self.settings
+        if s.greedy:
+            return None
+        return CommonNoiseSampler([prompt_key(k) for k in keys], self.loaded.num_codebooks, s.seed, s.top_k,
+                                  s.temperature)
+
+
+def _unmasked_text(module, args, kwargs):
+    """A decoder pre-hook: cross-attention without the text padding mask (``text_padding="audiocraft"``)."""
+    kwargs["encoder_attention_mask"] = None
+    return args, kwargs
+
+
+class MusicgenRunner(RunnerBase):
+    """Generates batches of clips from a loaded MusicGen through transformers, with common-random-number sampling."""
+
+    def __init__(self, loaded: LoadedMusicgen, settings: GenerationSettings = GenerationSettings(),
+                 text_padding: str = "masked"):
+        super().__init__(loaded, settings)
+        if text_padding not in TEXT_PADDINGS:
+            raise unknown("text padding", text_padding, TEXT_PADDINGS)
+        self.text_padding = text_padding
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], edits: "Sequence[RowEdit | None] | None" = None,
@@ -55,23 +118,18 @@ class MusicgenRunner:
         whose ``prompt_key`` seeds row ``b``'s sampling noise (default: the prompt itself).
         """
         loaded, s = self.loaded, self.settings
-        if edits is not None and len(edits) != len(prompts):
-            raise ValueError(f"got {len(edits)} edits for {len(prompts)} prompts; pass one (or None) per prompt")
-        if noise_keys is not None and len(noise_keys) != len(prompts):
-            raise ValueError(f"got {len(noise_keys)} noise keys for {len(prompts)} prompts; pass one per prompt")
-        keys = prompts if noise_keys is None else noise_keys
+        keys = self.noise_keys(prompts, edits, noise_keys)
         inputs = loaded.processor(text=list(prompts), padding=True, return_tensors="pt").to(loaded.device)
         decoder = loaded.model.decoder.model.decoder
-        hooks, pre_hooks = [], []
-        if edits is not None:
-            hooks += edit_hooks(loaded.decoder_layers, edits, guided=self.guided)
-        if capture is not None:
-            hooks += capture.hooks(loaded.decoder_layers)
-            pre_hooks.append(capture.restart_hook(decoder))
+        hooks = self.site_hooks(loaded.decoder_layers, edits, capture)
+        # transformers runs the first frame twice: a capture restarts at each call without a cache
+        pre_hooks = [] if capture is None else [capture.restart_hook(decoder)]
+        if self.text_padding == "audiocraft":
+            pre_hooks.append((loaded.model.decoder, _unmasked_text))
         processors = SamplerLastList()
-        if not s.greedy:
-            processors.append(CommonNoiseSampler([prompt_key(k) for k in keys], loaded.num_codebooks, s.seed,
-                                                 s.top_k, s.temperature))
+        sampler = self.sampler(keys)
+        if sampler is not None:
+            processors.append(sampler)
         with installed(hooks, pre_hooks), (cut_decoder(decoder, cut) if cut else contextlib.nullcontext()):
             audio = loaded.model.generate(**inputs, do_sample=False, guidance_scale=s.guidance_scale,
                                           max_new_tokens=self.max_new_tokens, logits_processor=processors,

@@ -64,6 +64,12 @@ class CommonNoiseSampler(LogitsProcessor):
         self.row_keys: "torch.Tensor | None" = None  # per-row hash keys, made on the scores' device
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        choice = self.draw(scores, input_ids.shape[-1])
+        return torch.full_like(scores, float("-inf")).scatter_(-1, choice, 0.0)
+
+    def draw(self, scores: torch.Tensor, step: int) -> torch.Tensor:
+        """The sampled token of each row, ``(rows, 1)``, from guided ``scores`` ``(prompts * codebooks, vocab)``
+        at generation ``step`` (the decoder sequence's length so far: 1 for the first frame)."""
         rows, vocab = scores.shape
         if rows != len(self.keys):
             raise RuntimeError(f"sampler set up for {len(self.keys)} rows, got {rows}")
@@ -74,9 +80,8 @@ class CommonNoiseSampler(LogitsProcessor):
         # noise for the top-k candidates only (its values do not depend on which tokens are asked for)
         values, tokens = torch.topk(scores.to(torch.promote_types(scores.dtype, torch.float32)) / self.temperature, k,
                                     dim=-1, sorted=False)
-        noisy = values + gumbel_noise(self.seed, self.row_keys, input_ids.shape[-1], tokens)
-        choice = tokens.gather(-1, noisy.argmax(dim=-1, keepdim=True))
-        return torch.full_like(scores, float("-inf")).scatter_(-1, choice, 0.0)
+        noisy = values + gumbel_noise(self.seed, self.row_keys, step, tokens)
+        return tokens.gather(-1, noisy.argmax(dim=-1, keepdim=True))
 
 
 class SamplerLastList(LogitsProcessorList):

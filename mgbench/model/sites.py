@@ -64,9 +64,11 @@ def all_sites(num_layers: int, components: "tuple[str, ...] | list[str]" = PAPER
     return [Site(layer, c).validate(num_layers) for layer in chosen for c in components]
 
 
-def site_module(decoder_layers: torch.nn.ModuleList, site: Site) -> torch.nn.Module:
-    """The module whose forward output is ``site``'s output."""
+def site_module(decoder_layers: torch.nn.ModuleList, site: Site,
+                components: "dict[str, str]" = COMPONENT_MODULES) -> torch.nn.Module:
+    """The module whose forward output is ``site``'s output; ``components`` names each component's module inside
+    a layer (another library's layers have other names: ``audiocraft_lm.AUDIOCRAFT_COMPONENT_MODULES``)."""
     site.validate(len(decoder_layers))
     layer = decoder_layers[site.layer]
-    path = COMPONENT_MODULES[site.component]
+    path = components[site.component]
     return layer.get_submodule(path) if path else layer
