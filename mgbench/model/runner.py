@@ -8,9 +8,14 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .decode import decode_audio, decode_codes, greedy
 from .hooks import Capture, RowEdit, cut_decoder, edit_hooks, installed
 from .loading import LoadedMusicgen
 from .sampling import CommonNoiseSampler, SamplerLastList, prompt_key
+
+#: ``own``: mgbench's decode loop (``decode.py``, one decoder forward per frame); ``generate``: transformers'.
+#: Both give the same codes (``tests/test_decode.py``), so the engine is no part of any cache key.
+ENGINES = ("own", "generate")
 
 
 @dataclass(frozen=True)
@@ -31,9 +36,13 @@ class GenerationSettings:
 class MusicgenRunner:
     """Generates batches of clips from a loaded MusicGen with common-random-number sampling."""
 
-    def __init__(self, loaded: LoadedMusicgen, settings: GenerationSettings = GenerationSettings()):
+    def __init__(self, loaded: LoadedMusicgen, settings: GenerationSettings = GenerationSettings(),
+                 engine: str = "own", cache: str = "dynamic"):
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
         self.loaded = loaded
         self.settings = settings
+        self.engine, self.cache = engine, cache
 
     @property
     def guided(self) -> bool:
@@ -67,13 +76,18 @@ class MusicgenRunner:
             hooks += edit_hooks(loaded.decoder_layers, edits, guided=self.guided)
         if capture is not None:
             hooks += capture.hooks(loaded.decoder_layers)
-            pre_hooks.append(capture.restart_hook(decoder))
-        processors = SamplerLastList()
-        if not s.greedy:
-            processors.append(CommonNoiseSampler([prompt_key(k) for k in keys], loaded.num_codebooks, s.seed,
-                                                 s.top_k, s.temperature))
+            if self.engine == "generate":  # it runs frame 0 twice: count it once
+                pre_hooks.append(capture.restart_hook(decoder))
+        sampler = None if s.greedy else CommonNoiseSampler([prompt_key(k) for k in keys], loaded.num_codebooks,
+                                                           s.seed, s.top_k, s.temperature)
         with installed(hooks, pre_hooks), (cut_decoder(decoder, cut) if cut else contextlib.nullcontext()):
-            audio = loaded.model.generate(**inputs, do_sample=False, guidance_scale=s.guidance_scale,
-                                          max_new_tokens=self.max_new_tokens, logits_processor=processors,
-                                          top_k=None, temperature=None)
+            if self.engine == "own":
+                codes = decode_codes(loaded.model, inputs["input_ids"], inputs["attention_mask"], self.max_new_tokens,
+                                     s.guidance_scale, greedy if sampler is None else sampler.sample, self.cache)
+                audio = decode_audio(loaded.model, codes)
+            else:
+                processors = SamplerLastList([] if sampler is None else [sampler])
+                audio = loaded.model.generate(**inputs, do_sample=False, guidance_scale=s.guidance_scale,
+                                              max_new_tokens=self.max_new_tokens, logits_processor=processors,
+                                              top_k=None, temperature=None)
         return audio[:, 0].float().cpu()
