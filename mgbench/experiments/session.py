@@ -50,6 +50,7 @@ class RunConfig:
     concepts_file: "str | None" = None
     cache: "str | None" = None  # default: $MGBENCH_HOME/cache
     download: bool = False  # fetch hub weights that are not cached (not part of any cache key)
+    engine: str = "own"  # own decode loop or transformers' generate: the same codes, so no part of any cache key
 
     @property
     def resolved_dtype(self) -> str:
@@ -96,7 +97,7 @@ class Session:
 
     @cached_property
     def runner(self) -> MusicgenRunner:
-        return MusicgenRunner(self.musicgen, self.config.generation)
+        return MusicgenRunner(self.musicgen, self.config.generation, engine=self.config.engine)
 
     @cached_property
     def classifier(self):
