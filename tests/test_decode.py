@@ -11,8 +11,8 @@ size ~300, i.e. ~5e-16 relative), not the codes.
 import pytest
 import torch
 
-from mgbench.model.decode import decode_codes, new_cache
-from mgbench.model.hooks import ADD, REPLACE, Capture, RowEdit
+from mgbench.model.decode import compiled_decoder, decode_codes, new_cache
+from mgbench.model.hooks import ADD, REPLACE, Capture, RowEdit, edit_hooks, installed
 from mgbench.model.loading import load_musicgen
 from mgbench.model.runner import GenerationSettings, MusicgenRunner
 from mgbench.model.sites import Site, all_sites
@@ -84,3 +84,18 @@ def test_static_cache_is_sized_up_front(tiny, prompts):
         new_cache(tiny.model, "paged", 20, 5)
     with pytest.raises(ValueError, match="unknown engine"):
         MusicgenRunner(tiny, engine="vllm")
+
+
+def test_compiling_refuses_hooks_instead_of_dropping_them(tiny, prompts):
+    """torch.compile silently skips hooks registered after compiling (an edited run would equal the plain one):
+    the own loop refuses to compile a hooked decoder, and the runner refuses compiled edits, captures and cuts.
+    Compiling itself is exercised on the GPU (bench/gpu_check.sh); on this CPU its first call takes ~100 s."""
+    with installed(edit_hooks(tiny.decoder_layers, _edits(tiny)[:1] + [None] * 3)):
+        with pytest.raises(RuntimeError, match="silently drop"):
+            compiled_decoder(tiny.model, "default")
+    runner = MusicgenRunner(tiny, GenerationSettings(seconds=0.5), cache="static", compile_mode="default")
+    for kwargs in ({"edits": [None] * len(prompts)}, {"capture": Capture([Site(0, "mlp")])}, {"cut": 1}):
+        with pytest.raises(ValueError, match="uncompiled"):
+            runner.generate(prompts, **kwargs)
+    with pytest.raises(ValueError, match="static KV cache"):
+        decode_codes(tiny.model, torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 3), 5, 3.0, compile_mode="default")

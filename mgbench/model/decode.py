@@ -61,10 +61,26 @@ def delay_pattern(model: torch.nn.Module, batch: int, steps: int, device: torch.
     return model.decoder.build_delay_pattern_mask(first, pad_token_id=start, max_length=steps + 1)[1]
 
 
+def compiled_decoder(model: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """``torch.compile`` of the decoder for the steps after the first (``mode``: ``default``, or ``reduce-overhead``
+    for CUDA graphs). It refuses a decoder with forward hooks: compiled code silently skips hooks registered
+    after compiling, so an edited or captured run would equal a plain one without any error."""
+    hooked = [name for name, m in model.decoder.named_modules() if m._forward_hooks or m._forward_pre_hooks]
+    if hooked:
+        raise RuntimeError(f"cannot compile the decoder with forward hooks (on {', '.join(hooked[:3])}): torch.compile "
+                           "would silently drop them; run edits, captures and cuts uncompiled")
+    return torch.compile(model.decoder, mode=mode, dynamic=False)
+
+
 def decode_codes(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, steps: int,
-                 guidance_scale: float, pick: TokenPicker = greedy, cache: str = "dynamic") -> torch.Tensor:
+                 guidance_scale: float, pick: TokenPicker = greedy, cache: str = "dynamic",
+                 compile_mode: "str | None" = None) -> torch.Tensor:
     """Generate ``steps`` codes per codebook for a batch of tokenized prompts; return the undelayed codes
-    ``(batch, codebooks, steps - codebooks + 1)`` on the model's device, as ``generate`` would."""
+    ``(batch, codebooks, steps - codebooks + 1)`` on the model's device, as ``generate`` would. With
+    ``compile_mode`` every step after the first (which allocates the static cache) runs compiled."""
+    if compile_mode is not None and cache != "static":
+        raise ValueError("a compiled decoder needs the static KV cache (fixed shapes)")
+    step = model.decoder if compile_mode is None else compiled_decoder(model, compile_mode)
     guided = guidance_scale > 1
     batch = input_ids.shape[0]
     states, mask = encode_text(model, input_ids, attention_mask, guided)
@@ -73,8 +89,9 @@ def decode_codes(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask
     kv = new_cache(model, cache, steps + 1, states.shape[1])
     for t in range(steps):
         frame = codes[:, t:t + 1]
-        out = model.decoder(input_ids=frame.repeat(2, 1) if guided else frame, encoder_hidden_states=states,
-                            encoder_attention_mask=mask, cache=kv, use_cache=True)
+        out = (step if t else model.decoder)(input_ids=frame.repeat(2, 1) if guided else frame,
+                                              encoder_hidden_states=states,
+                                              encoder_attention_mask=mask, cache=kv, use_cache=True)
         scores = out.logits[:, -1].to(dtype=torch.float32, copy=True)
         if guided:
             cond, uncond = scores.split(scores.shape[0] // 2)

@@ -37,12 +37,14 @@ class MusicgenRunner:
     """Generates batches of clips from a loaded MusicGen with common-random-number sampling."""
 
     def __init__(self, loaded: LoadedMusicgen, settings: GenerationSettings = GenerationSettings(),
-                 engine: str = "own", cache: str = "dynamic"):
+                 engine: str = "own", cache: str = "dynamic", compile_mode: "str | None" = None):
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
         self.loaded = loaded
         self.settings = settings
-        self.engine, self.cache = engine, cache
+        if compile_mode is not None and engine != "own":
+            raise ValueError("only the own engine compiles its decoder step")
+        self.engine, self.cache, self.compile_mode = engine, cache, compile_mode
 
     @property
     def guided(self) -> bool:
@@ -68,6 +70,8 @@ class MusicgenRunner:
             raise ValueError(f"got {len(edits)} edits for {len(prompts)} prompts; pass one (or None) per prompt")
         if noise_keys is not None and len(noise_keys) != len(prompts):
             raise ValueError(f"got {len(noise_keys)} noise keys for {len(prompts)} prompts; pass one per prompt")
+        if self.compile_mode is not None and (edits is not None or capture is not None or cut):
+            raise ValueError("a compiled decoder would silently skip edits and captures; run them uncompiled")
         keys = prompts if noise_keys is None else noise_keys
         inputs = loaded.processor(text=list(prompts), padding=True, return_tensors="pt").to(loaded.device)
         decoder = loaded.model.decoder.model.decoder
@@ -83,7 +87,8 @@ class MusicgenRunner:
         with installed(hooks, pre_hooks), (cut_decoder(decoder, cut) if cut else contextlib.nullcontext()):
             if self.engine == "own":
                 codes = decode_codes(loaded.model, inputs["input_ids"], inputs["attention_mask"], self.max_new_tokens,
-                                     s.guidance_scale, greedy if sampler is None else sampler.sample, self.cache)
+                                     s.guidance_scale, greedy if sampler is None else sampler.sample, self.cache,
+                                     self.compile_mode)
                 audio = decode_audio(loaded.model, codes)
             else:
                 processors = SamplerLastList([] if sampler is None else [sampler])
