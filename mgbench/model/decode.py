@@ -86,6 +86,7 @@ def decode_codes(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask
     states, mask = encode_text(model, input_ids, attention_mask, guided)
     pattern = delay_pattern(model, batch, steps, input_ids.device)
     codes = pattern.clone()  # column t feeds step t; step t writes column t + 1 where the pattern says -1
+    codes[:, 0] = model.generation_config.decoder_start_token_id  # (too short a clip leaves no pattern: all -1)
     kv = new_cache(model, cache, steps + 1, states.shape[1])
     for t in range(steps):
         frame = codes[:, t:t + 1]
@@ -97,7 +98,7 @@ def decode_codes(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask
             cond, uncond = scores.split(scores.shape[0] // 2)
             scores = uncond + (cond - uncond) * guidance_scale
         codes[:, t + 1] = torch.where(pattern[:, t + 1] == -1, pick(scores, t + 1), pattern[:, t + 1])
-    return codes[pattern == -1].reshape(batch, model.decoder.num_codebooks, -1)
+    return codes[codes != model.generation_config.pad_token_id].reshape(batch, model.decoder.num_codebooks, -1)
 
 
 def decode_audio(model: torch.nn.Module, codes: torch.Tensor) -> torch.Tensor:
