@@ -6,6 +6,9 @@ architecture with random weights (``small-random``, ...: built offline on first 
 The naive loop is one generate call per (pair, site) with the prompts batched, as a direct reading
 of the paper would run it; the batched sweep packs rows of many pairs and sites into each call.
 Both compute the same rows with the same code (``InterventionRows``) in the same run.
+
+The engine ratio runs mgbench's own decode loop (dynamic and static KV cache) and transformers'
+``generate`` on the same prompts, alternating, in one run: a ratio, never a timed assertion.
 """
 
 import time
@@ -14,12 +17,14 @@ import pandas as pd
 import pytest
 import torch
 
+from mgbench.concepts.concept_set import load_concepts
 from mgbench.experiments.interventions import InterventionRows, intervention_grid
 from mgbench.experiments.resume import chunks
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.model.architectures import SHAPES
 from mgbench.model.cost import gpu_kind, hardware_limit
-from mgbench.model.runner import GenerationSettings
+from mgbench.model.loading import load_musicgen
+from mgbench.model.runner import GenerationSettings, MusicgenRunner
 from mgbench.model.sites import all_sites
 
 CONCEPTS = ["guitar", "piano", "jazz"]
@@ -55,6 +60,30 @@ def test_speed_batched_sweep_vs_naive_loop(benchmark, tmp_path, bench_record):
     by_id = ["technique", "original", "desired", "layer", "component", "prompt_id"]
     naive_rows, batched_rows = (pd.concat(f).sort_values(by_id).reset_index(drop=True) for f in (naive, batched))
     assert (naive_rows.effect - batched_rows.effect).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("model, prompts, rounds", [("tiny", 16, 3), ("small-random", 4, 1)])
+def test_speed_own_loop_vs_generate(model, prompts, rounds, bench_record):
+    loaded = load_musicgen(model)
+    settings = GenerationSettings(seconds=0.5)
+    texts = load_concepts().prompts("guitar", prompts)
+    engines = {"generate": MusicgenRunner(loaded, settings, engine="generate"),
+               "own": MusicgenRunner(loaded, settings, engine="own", cache="dynamic"),
+               "own_static": MusicgenRunner(loaded, settings, engine="own", cache="static")}
+    clips, seconds = {}, {name: [] for name in engines}
+    for name, runner in engines.items():  # warm-up, and the clips to compare
+        clips[name] = runner.generate(texts)
+    for _ in range(rounds):  # alternate, so that a busy neighbour slows every engine alike
+        for name, runner in engines.items():
+            start = time.perf_counter()
+            runner.generate(texts)
+            seconds[name].append(time.perf_counter() - start)
+    rate = {name: prompts / min(times) for name, times in seconds.items()}
+    values = dict(own_vs_generate=rate["own"] / rate["generate"],
+                  own_static_vs_generate=rate["own_static"] / rate["generate"],
+                  **{f"{name}_clips_per_s": r for name, r in rate.items()}, threads=torch.get_num_threads())
+    bench_record(f"speed-engine-{model}-cpu", **values)
+    assert torch.equal(clips["own"], clips["generate"])  # the dynamic cache repeats generate's arithmetic exactly
 
 
 @pytest.mark.parametrize("size", ["small", "medium", "large"])

@@ -137,7 +137,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     loaded = load_musicgen(args.model, device=args.device, allow_download=args.download)
     settings = GenerationSettings(seconds=args.seconds, seed=args.seed)
     check_clip_length(loaded, settings)
-    runner = MusicgenRunner(loaded, settings)
+    runner = MusicgenRunner(loaded, settings, engine=args.engine)
     audio = runner.generate(args.prompt)
     out = Path(args.out)
     for i, clip in enumerate(audio):
@@ -161,7 +161,7 @@ def _run_setup(args: argparse.Namespace):
         batch_size=args.batch_size, prompts=prompts, odds=args.odds, both_halves=args.both_halves,
         generation=GenerationSettings(seconds=clip, seed=args.seed),
         concepts_file=args.concepts_file, cache=args.cache, download=args.download, backend=args.backend,
-        text_padding=args.text_padding)
+        text_padding=args.text_padding, engine=args.engine)
     split = lambda text: tuple(x.strip() for x in text.split(",") if x.strip()) if text else None  # noqa: E731
     selection = Selection(experiments=split(args.experiments), concepts=split(args.concepts),
                           techniques=split(args.techniques), components=split(args.components),
@@ -375,6 +375,9 @@ def add_generation_args(p: argparse.ArgumentParser, seconds: "float | None" = 4.
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", type=device_arg, help="cpu, cuda or cuda:N")
     p.add_argument("--download", action="store_true", help="download hub weights that are not cached")
+    p.add_argument("--engine", default="own", choices=["own", "generate"],
+                   help="decode loop: mgbench's own (default; one decoder forward per frame) or transformers' "
+                        "generate (the same codes)")
 
 
 def interrupted_message(args: "argparse.Namespace | None") -> str:

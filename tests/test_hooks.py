@@ -127,7 +127,8 @@ def test_common_random_numbers(tiny, runner, prompts):
 
 def _teacher_forced_outputs(tiny, runner, prompts, site):
     """Generate once, then run the decoder a second time over the whole generated sequence in one forward pass
-    (no cache, no step counting): ``site``'s output at every generated frame, ``(2B, frames, hidden)``."""
+    (no cache, no step counting): ``site``'s output at every generated frame, ``(2B, frames, hidden)``.
+    ``runner``'s engine is ``generate`` or mgbench's own loop."""
     calls = []
     decoder = tiny.model.decoder.model.decoder
     record = lambda m, a, kwargs: calls.append({k: v for k, v in kwargs.items() if torch.is_tensor(v)})  # noqa: E731
@@ -137,9 +138,12 @@ def _teacher_forced_outputs(tiny, runner, prompts, site):
         runner.generate(prompts, capture=capture)
     finally:
         handle.remove()
-    # every call feeds one new frame; the first two both feed frame 0 (transformers runs it twice)
-    assert len(calls) == runner.max_new_tokens + 1 and torch.equal(calls[0]["input_ids"], calls[1]["input_ids"])
-    sequence = torch.cat([c["input_ids"] for c in calls[1:]], dim=-1)
+    # every call feeds one new frame; under generate the first two both feed frame 0 (transformers runs it twice)
+    if runner.engine == "generate":
+        assert len(calls) == runner.max_new_tokens + 1 and torch.equal(calls[0]["input_ids"], calls[1]["input_ids"])
+        calls = calls[1:]
+    assert len(calls) == runner.max_new_tokens
+    sequence = torch.cat([c["input_ids"] for c in calls], dim=-1)
     outputs = []
     module = site_module(tiny.decoder_layers, site)
     with installed([(module, lambda m, a, o: outputs.append(o[0] if isinstance(o, tuple) else o))]), torch.no_grad():
@@ -148,8 +152,10 @@ def _teacher_forced_outputs(tiny, runner, prompts, site):
     return capture, outputs[0]
 
 
+@pytest.mark.parametrize("engine", ["own", "generate"])
 @pytest.mark.parametrize("site", [Site(1, "cross_attn"), Site(0, "mlp"), Site(3, "resid")], ids=str)
-def test_means_weight_every_frame_once_and_keep_halves_apart(tiny, runner, prompts, site):
+def test_means_weight_every_frame_once_and_keep_halves_apart(tiny, runner, prompts, site, engine):
+    runner = MusicgenRunner(tiny, runner.settings, engine=engine)
     capture, allout = _teacher_forced_outputs(tiny, runner, prompts, site)
     n = len(prompts)
     assert allout.shape[1] == capture.steps[site] == runner.max_new_tokens

@@ -53,6 +53,7 @@ class RunConfig:
     download: bool = False  # fetch hub weights that are not cached (not part of any cache key)
     backend: str = "transformers"  # the library that runs MusicGen (model/backends.py)
     text_padding: "str | None" = None  # masked | audiocraft; default: the backend's own (model/backends.py)
+    engine: str = "own"  # own decode loop or transformers' generate: the same codes, so no part of any cache key
 
     @property
     def resolved_dtype(self) -> str:
@@ -106,7 +107,7 @@ class Session:
     @cached_property
     def runner(self) -> Runner:
         c = self.config
-        return make_runner(self.musicgen, c.generation, c.backend, c.resolved_text_padding)
+        return make_runner(self.musicgen, c.generation, c.backend, c.resolved_text_padding, c.engine)
 
     @cached_property
     def classifier(self):

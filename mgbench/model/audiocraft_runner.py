@@ -54,7 +54,7 @@ def _sampling_hook(sampler: CommonNoiseSampler, prompts: int, guidance_scale: fl
         calls += 1  # one call per generated step; the first sees the start token: step 1, as in transformers
         cond, uncond = logits[:, :, -1].split(prompts)
         guided = uncond + (cond - uncond) * guidance_scale
-        choice = sampler.draw(guided.reshape(-1, guided.shape[-1]), calls)
+        choice = sampler.sample(guided.reshape(-1, guided.shape[-1]), calls)[:, None]
         picked = torch.zeros_like(logits)
         picked[:prompts, :, -1] = torch.zeros_like(guided).view(-1, guided.shape[-1]).scatter_(-1, choice, 1.0
                                                                                               ).view_as(guided)

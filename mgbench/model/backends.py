@@ -40,11 +40,15 @@ def resolve_backend(backend: str, chosen: "str | None" = None) -> str:
 
 
 def make_runner(loaded: LoadedMusicgen, settings: GenerationSettings, backend: str = "transformers",
-                padding: "str | None" = None) -> Runner:
-    """A runner for ``loaded`` through ``backend`` (with ``padding``, default the backend's own)."""
+                padding: "str | None" = None, engine: str = "own") -> Runner:
+    """A runner for ``loaded`` through ``backend`` (with ``padding``, default the backend's own). ``engine`` (own
+    decode loop or ``generate``) is the transformers backend's; audiocraft always runs its own ``generate``."""
     padding = resolve_backend(backend, padding)
     if backend == "transformers":
-        return MusicgenRunner(loaded, settings, padding)
+        return MusicgenRunner(loaded, settings, padding, engine=engine)
+    if engine != "own":
+        raise ConfigError(f"--engine {engine} is a choice of the transformers backend; the audiocraft backend runs "
+                          "audiocraft's generate")
     try:
         from .audiocraft_runner import AudiocraftRunner, load_audiocraft_lm
     except ImportError as e:

@@ -6,8 +6,9 @@ see every forward call of the decoder (one per generation step with the KV cache
 removed when the ``with`` block ends, also when generation raises.
 
 transformers' MusicGen ``generate`` runs the first frame twice (N + 1 decoder calls for N frames,
-both first calls without a cache). A capture therefore restarts whenever the decoder is called
-without a cache, so that every generated frame counts exactly once in its means.
+both first calls without a cache). Under that engine a capture therefore restarts whenever the
+decoder is called without a cache, so that every generated frame counts exactly once in its means;
+mgbench's own loop (``decode.py``) calls the decoder once per frame and needs no restart.
 """
 
 from __future__ import annotations

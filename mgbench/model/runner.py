@@ -10,10 +10,15 @@ from typing import Protocol
 import torch
 
 from ..errors import unknown
+from .decode import decode_audio, decode_codes, greedy
 from .hooks import Capture, RowEdit, cut_decoder, edit_hooks, installed
 from .loading import LoadedMusicgen
 from .sampling import CommonNoiseSampler, SamplerLastList, prompt_key
 from .sites import COMPONENT_MODULES
+
+#: ``own``: mgbench's decode loop (``decode.py``, one decoder forward per frame); ``generate``: transformers'.
+#: Both give the same codes (``tests/test_decode.py``), so the engine is no part of any cache key.
+ENGINES = ("own", "generate")
 
 
 @dataclass(frozen=True)
@@ -101,11 +106,16 @@ class MusicgenRunner(RunnerBase):
     """Generates batches of clips from a loaded MusicGen through transformers, with common-random-number sampling."""
 
     def __init__(self, loaded: LoadedMusicgen, settings: GenerationSettings = GenerationSettings(),
-                 text_padding: str = "masked"):
+                 text_padding: str = "masked", engine: str = "own", cache: str = "dynamic",
+                 compile_mode: "str | None" = None):
         super().__init__(loaded, settings)
         if text_padding not in TEXT_PADDINGS:
             raise unknown("text padding", text_padding, TEXT_PADDINGS)
-        self.text_padding = text_padding
+        if engine not in ENGINES:
+            raise unknown("engine", engine, ENGINES)
+        if compile_mode is not None and engine != "own":
+            raise ValueError("only the own engine compiles its decoder step")
+        self.text_padding, self.engine, self.cache, self.compile_mode = text_padding, engine, cache, compile_mode
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], edits: "Sequence[RowEdit | None] | None" = None,
@@ -119,19 +129,25 @@ class MusicgenRunner(RunnerBase):
         """
         loaded, s = self.loaded, self.settings
         keys = self.noise_keys(prompts, edits, noise_keys)
+        if self.compile_mode is not None and (edits is not None or capture is not None or cut):
+            raise ValueError("a compiled decoder would silently skip edits and captures; run them uncompiled")
         inputs = loaded.processor(text=list(prompts), padding=True, return_tensors="pt").to(loaded.device)
         decoder = loaded.model.decoder.model.decoder
-        hooks = self.site_hooks(loaded.decoder_layers, edits, capture)
-        # transformers runs the first frame twice: a capture restarts at each call without a cache
-        pre_hooks = [] if capture is None else [capture.restart_hook(decoder)]
+        hooks, pre_hooks = self.site_hooks(loaded.decoder_layers, edits, capture), []
+        if capture is not None and self.engine == "generate":  # it runs frame 0 twice: count it once
+            pre_hooks.append(capture.restart_hook(decoder))
         if self.text_padding == "audiocraft":
             pre_hooks.append((loaded.model.decoder, _unmasked_text))
-        processors = SamplerLastList()
         sampler = self.sampler(keys)
-        if sampler is not None:
-            processors.append(sampler)
         with installed(hooks, pre_hooks), (cut_decoder(decoder, cut) if cut else contextlib.nullcontext()):
-            audio = loaded.model.generate(**inputs, do_sample=False, guidance_scale=s.guidance_scale,
-                                          max_new_tokens=self.max_new_tokens, logits_processor=processors,
-                                          top_k=None, temperature=None)
+            if self.engine == "own":
+                codes = decode_codes(loaded.model, inputs["input_ids"], inputs["attention_mask"], self.max_new_tokens,
+                                     s.guidance_scale, greedy if sampler is None else sampler.sample, self.cache,
+                                     self.compile_mode)
+                audio = decode_audio(loaded.model, codes)
+            else:
+                processors = SamplerLastList([] if sampler is None else [sampler])
+                audio = loaded.model.generate(**inputs, do_sample=False, guidance_scale=s.guidance_scale,
+                                              max_new_tokens=self.max_new_tokens, logits_processor=processors,
+                                              top_k=None, temperature=None)
         return audio[:, 0].float().cpu()

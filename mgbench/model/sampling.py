@@ -63,13 +63,9 @@ class CommonNoiseSampler(LogitsProcessor):
         self.seed, self.top_k, self.temperature = seed, top_k, temperature
         self.row_keys: "torch.Tensor | None" = None  # per-row hash keys, made on the scores' device
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        choice = self.draw(scores, input_ids.shape[-1])
-        return torch.full_like(scores, float("-inf")).scatter_(-1, choice, 0.0)
-
-    def draw(self, scores: torch.Tensor, step: int) -> torch.Tensor:
-        """The sampled token of each row, ``(rows, 1)``, from guided ``scores`` ``(prompts * codebooks, vocab)``
-        at generation ``step`` (the decoder sequence's length so far: 1 for the first frame)."""
+    def sample(self, scores: torch.Tensor, step: int) -> torch.Tensor:
+        """The sampled token of each row of ``scores`` ``(prompts * codebooks, vocab)`` at ``step`` (the length of
+        the code sequence so far), ``(rows,)``."""
         rows, vocab = scores.shape
         if rows != len(self.keys):
             raise RuntimeError(f"sampler set up for {len(self.keys)} rows, got {rows}")
@@ -81,7 +77,11 @@ class CommonNoiseSampler(LogitsProcessor):
         values, tokens = torch.topk(scores.to(torch.promote_types(scores.dtype, torch.float32)) / self.temperature, k,
                                     dim=-1, sorted=False)
         noisy = values + gumbel_noise(self.seed, self.row_keys, step, tokens)
-        return tokens.gather(-1, noisy.argmax(dim=-1, keepdim=True))
+        return tokens.gather(-1, noisy.argmax(dim=-1, keepdim=True))[:, 0]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        choice = self.sample(scores, input_ids.shape[-1])[:, None]
+        return torch.full_like(scores, float("-inf")).scatter_(-1, choice, 0.0)
 
 
 class SamplerLastList(LogitsProcessorList):

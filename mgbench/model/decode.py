@@ -1,0 +1,106 @@
+"""mgbench's own MusicGen decode loop: what ``model.generate`` computes, with one decoder forward per frame.
+
+transformers' ``generate`` runs the first decoder step twice, re-projects the text states at every
+step and cannot use a static cache. This loop encodes the text and applies ``enc_to_dec_proj`` once,
+keeps the delay pattern and the generated codes in one preallocated tensor on the model's device,
+and calls the decoder once per frame with a KV cache sized up front (``static``) or grown per step
+(``dynamic``, transformers' default). It reproduces ``generate``'s arithmetic step for step (logits
+cast to float32, guidance ``uncond + (cond - uncond) * scale``, the sampler's step number = the
+length of the code sequence so far), so forward hooks (edits, captures) and a DecoderLens cut act as
+they do under ``generate``: every frame passes through the decoder exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
+
+#: picks one token per row from guided float32 scores ``(rows, vocab)``; ``step`` counts the codes so far
+TokenPicker = Callable[[torch.Tensor, int], torch.Tensor]
+CACHES = ("dynamic", "static")
+
+
+def greedy(scores: torch.Tensor, step: int) -> torch.Tensor:
+    """The highest-scoring token of each row (``generate`` with ``do_sample=False`` and no sampler)."""
+    return scores.argmax(dim=-1)
+
+
+def encode_text(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                guided: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder's cross-attention inputs, computed once: T5 states (a zero "null" half appended for guidance),
+    projected by ``enc_to_dec_proj`` where the widths differ and zeroed at padding, and their mask."""
+    states = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    if guided:
+        states = torch.cat([states, torch.zeros_like(states)])
+        attention_mask = torch.cat([attention_mask, torch.zeros_like(attention_mask)])
+    if (model.text_encoder.config.hidden_size != model.decoder.config.hidden_size
+            and model.decoder.config.cross_attention_hidden_size is None):
+        states = model.enc_to_dec_proj(states)
+    return states * attention_mask[..., None], attention_mask
+
+
+def new_cache(model: torch.nn.Module, kind: str, length: int, text_length: int) -> EncoderDecoderCache:
+    """An empty self- and cross-attention KV cache: ``static`` preallocates ``length`` frames (and the text),
+    ``dynamic`` grows per step as in ``generate``."""
+    config = model.decoder.config
+    if kind == "static":
+        return EncoderDecoderCache(StaticCache(config=config, max_cache_len=length),
+                                   StaticCache(config=config, max_cache_len=text_length))
+    if kind == "dynamic":
+        return EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
+    raise ValueError(f"unknown KV cache {kind!r}; use one of {', '.join(CACHES)}")
+
+
+def delay_pattern(model: torch.nn.Module, batch: int, steps: int, device: torch.device) -> torch.Tensor:
+    """MusicGen's delay pattern for ``steps`` new codes, ``(batch * codebooks, steps + 1)``: the start/pad token
+    where a codebook has nothing to say yet (or any more), -1 where a code is to be generated."""
+    start = model.generation_config.decoder_start_token_id
+    first = torch.full((batch * model.decoder.num_codebooks, 1), start, dtype=torch.long, device=device)
+    return model.decoder.build_delay_pattern_mask(first, pad_token_id=start, max_length=steps + 1)[1]
+
+
+def compiled_decoder(model: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """``torch.compile`` of the decoder for the steps after the first (``mode``: ``default``, or ``reduce-overhead``
+    for CUDA graphs). It refuses a decoder with forward hooks: compiled code silently skips hooks registered
+    after compiling, so an edited or captured run would equal a plain one without any error."""
+    hooked = [name for name, m in model.decoder.named_modules() if m._forward_hooks or m._forward_pre_hooks]
+    if hooked:
+        raise RuntimeError(f"cannot compile the decoder with forward hooks (on {', '.join(hooked[:3])}): torch.compile "
+                           "would silently drop them; run edits, captures and cuts uncompiled")
+    return torch.compile(model.decoder, mode=mode, dynamic=False)
+
+
+def decode_codes(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, steps: int,
+                 guidance_scale: float, pick: TokenPicker = greedy, cache: str = "dynamic",
+                 compile_mode: "str | None" = None) -> torch.Tensor:
+    """Generate ``steps`` codes per codebook for a batch of tokenized prompts; return the undelayed codes
+    ``(batch, codebooks, steps - codebooks + 1)`` on the model's device, as ``generate`` would. With
+    ``compile_mode`` every step after the first (which allocates the static cache) runs compiled."""
+    if compile_mode is not None and cache != "static":
+        raise ValueError("a compiled decoder needs the static KV cache (fixed shapes)")
+    step = model.decoder if compile_mode is None else compiled_decoder(model, compile_mode)
+    guided = guidance_scale > 1
+    batch = input_ids.shape[0]
+    states, mask = encode_text(model, input_ids, attention_mask, guided)
+    pattern = delay_pattern(model, batch, steps, input_ids.device)
+    codes = pattern.clone()  # column t feeds step t; step t writes column t + 1 where the pattern says -1
+    codes[:, 0] = model.generation_config.decoder_start_token_id  # (too short a clip leaves no pattern: all -1)
+    kv = new_cache(model, cache, steps + 1, states.shape[1])
+    for t in range(steps):
+        frame = codes[:, t:t + 1]
+        out = (step if t else model.decoder)(input_ids=frame.repeat(2, 1) if guided else frame,
+                                              encoder_hidden_states=states,
+                                              encoder_attention_mask=mask, cache=kv, use_cache=True)
+        scores = out.logits[:, -1].to(dtype=torch.float32, copy=True)
+        if guided:
+            cond, uncond = scores.split(scores.shape[0] // 2)
+            scores = uncond + (cond - uncond) * guidance_scale
+        codes[:, t + 1] = torch.where(pattern[:, t + 1] == -1, pick(scores, t + 1), pattern[:, t + 1])
+    return codes[codes != model.generation_config.pad_token_id].reshape(batch, model.decoder.num_codebooks, -1)
+
+
+def decode_audio(model: torch.nn.Module, codes: torch.Tensor) -> torch.Tensor:
+    """EnCodec's waveform of undelayed codes ``(batch, codebooks, frames)``: ``(batch, channels, samples)``."""
+    return model.audio_encoder.decode(codes[None], audio_scales=[None] * codes.shape[0]).audio_values
