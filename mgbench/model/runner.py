@@ -112,7 +112,7 @@ class MusicgenRunner(RunnerBase):
         if text_padding not in TEXT_PADDINGS:
             raise unknown("text padding", text_padding, TEXT_PADDINGS)
         if engine not in ENGINES:
-            raise unknown("engine", engine, ENGINES)
+            raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
         if compile_mode is not None and engine != "own":
             raise ValueError("only the own engine compiles its decoder step")
         self.text_padding, self.engine, self.cache, self.compile_mode = text_padding, engine, cache, compile_mode
