@@ -112,7 +112,9 @@ def paired_difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.n
     elif np.all(d == d[0]):
         p = 1.0 if d[0] == 0 else 0.0
     else:
-        p = float(stats.ttest_rel(a, b).pvalue)
+        with warnings.catch_warnings():  # differences equal up to rounding: scipy warns of precision loss
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = float(stats.ttest_rel(a, b).pvalue)
     return PairedDifference(diff, lo, hi, p, int(d.size))
 
 
