@@ -1,7 +1,10 @@
 """The engine: load MusicGen, generate audio from prompts, with edits and captures at named sites.
 
-``architectures`` (published sizes), ``loading`` (by name, hub id or folder), ``tiny`` (the offline
-model), ``runner`` (prompts -> audio), ``sampling`` (common random numbers), ``sites`` and ``hooks``
-(where and how to intervene), ``batching`` (rows per call, out-of-memory back-off), ``cost`` (FLOPs
-and the hardware limit). Imports ``concepts`` (the tiny tokenizer's vocabulary), ``errors``, ``paths``.
+``architectures`` (published sizes), ``loading`` (by name, hub id or folder), ``tiny`` and ``random_sizes``
+(the offline random models), ``runner`` (prompts -> audio: the ``Runner`` protocol and the transformers
+runner), ``decode`` (mgbench's own decode loop), ``backends`` (transformers or audiocraft:
+``audiocraft_runner``, ``audiocraft_lm``, ``audiocraft_keys``), ``sampling`` (common random numbers),
+``sites`` and ``hooks`` (where and how to intervene), ``batching`` (rows per call, out-of-memory back-off),
+``cost`` (FLOPs and the hardware limit). Imports ``concepts`` (the tiny tokenizer's vocabulary), ``errors``,
+``paths``.
 """
