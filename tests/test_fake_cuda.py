@@ -21,6 +21,7 @@ from torch.utils._pytree import tree_leaves
 from mgbench.model.hooks import ADD, REPLACE, Capture, RowEdit, edit_hooks, installed
 from mgbench.model.sampling import CommonNoiseSampler, gumbel_noise
 from mgbench.model.sites import COMPONENT_MODULES, Site, all_sites
+from mgbench.model.slots import EditSlots
 
 CUDA = torch.device("cuda", 0)
 
@@ -138,3 +139,21 @@ def test_gumbel_noise_on_cuda_copies_nothing(fake_cuda):
         with HostToDevice() as h2d:
             noise = gumbel_noise(123, keys, 4, tokens)
     assert h2d.copies == [] and noise.device == CUDA and noise.dtype == torch.float32
+
+
+def test_edit_slots_on_cuda_copy_nothing_per_step(fake_cuda, tiny):
+    """The compiled path's edits (``EditSlots``): slot tensors live on the device and are written once per batch,
+    so steps make no host-to-device copy and the slots are cleared on the device afterwards."""
+    decoder = _build_fake_decoder(fake_cuda, tiny.model.config, torch.float32)  # slots stay on it: its own copy
+    layers, hidden = decoder.model.decoder.layers, decoder.config.hidden_size
+    edits = [RowEdit(Site(0, "self_attn"), REPLACE, torch.randn(hidden), torch.randn(hidden)),
+             RowEdit(Site(1, "mlp"), ADD, torch.randn(hidden)), None]
+    with fake_cuda, torch.no_grad():
+        slots = EditSlots.on(layers)
+        with slots.applied(edits):
+            inputs = _step_inputs(decoder, len(edits))
+            with HostToDevice() as h2d:
+                logits = decoder(**inputs).logits
+                decoder(**inputs)
+    assert h2d.copies == []
+    assert logits.device == CUDA and {slots.mask.device, slots.values.device, slots.add.device} == {CUDA}

@@ -17,6 +17,9 @@ from collections.abc import Callable
 import torch
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
 
+from .hooks import PERSISTENT_HOOK
+from .slots import EditSlots
+
 #: picks one token per row from guided float32 scores ``(rows, vocab)``; ``step`` counts the codes so far
 TokenPicker = Callable[[torch.Tensor, int], torch.Tensor]
 CACHES = ("dynamic", "static")
@@ -63,12 +66,17 @@ def delay_pattern(model: torch.nn.Module, batch: int, steps: int, device: torch.
 
 def compiled_decoder(model: torch.nn.Module, mode: str) -> torch.nn.Module:
     """``torch.compile`` of the decoder for the steps after the first (``mode``: ``default``, or ``reduce-overhead``
-    for CUDA graphs). It refuses a decoder with forward hooks: compiled code silently skips hooks registered
-    after compiling, so an edited or captured run would equal a plain one without any error."""
-    hooked = [name for name, m in model.decoder.named_modules() if m._forward_hooks or m._forward_pre_hooks]
+    for CUDA graphs). It refuses a decoder with hooks other than persistent ones (``hooks.persistent``: edit slots,
+    ``slots.EditSlots``, driven by tensors; the text states' dtype cast), installed before compiling: compiled code
+    silently skips hooks registered after compiling on modules that had none, so an edited or captured run would
+    equal a plain one without any error. The slots are therefore installed here, before compiling, if not yet."""
+    hooked = [name or "decoder" for name, m in model.decoder.named_modules()
+              if any(not getattr(fn, PERSISTENT_HOOK, False)
+                     for fn in (*m._forward_hooks.values(), *m._forward_pre_hooks.values()))]
     if hooked:
         raise RuntimeError(f"cannot compile the decoder with forward hooks (on {', '.join(hooked[:3])}): torch.compile "
-                           "would silently drop them; run edits, captures and cuts uncompiled")
+                           "would silently drop them; edit through slots.EditSlots, run captures and cuts uncompiled")
+    EditSlots.on(model.decoder.model.decoder.layers)  # before compiling, or a later install would be skipped
     return torch.compile(model.decoder, mode=mode, dynamic=False)
 
 

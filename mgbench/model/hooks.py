@@ -22,6 +22,15 @@ import torch
 from .sites import COMPONENT_MODULES, Site, site_module
 
 REPLACE, ADD = "replace", "add"
+#: marks a hook installed when a model is set up, before anything compiles, and kept for the model's life
+#: (edit slots, the dtype cast of the text states): the only hooks a compiled decoder may carry
+PERSISTENT_HOOK = "_mgbench_persistent_hook"
+
+
+def persistent(hook):
+    """Mark ``hook`` as ``PERSISTENT_HOOK``; return it."""
+    setattr(hook, PERSISTENT_HOOK, True)
+    return hook
 
 
 @dataclass(frozen=True)
@@ -76,14 +85,11 @@ def _edit_hook(rows: torch.Tensor, values: torch.Tensor, add: torch.Tensor, batc
     return hook
 
 
-def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", guided: bool = True,
-               components: "dict[str, str]" = COMPONENT_MODULES) -> list:
-    """Hooks that apply ``edits[b]`` to prompt ``b`` (``None``: leave the row alone), grouped by site.
+def edit_rows(edits: "Sequence[RowEdit | None]", guided: bool = True) -> "dict[Site, list[tuple[int, torch.Tensor, bool]]]":
+    """``edits[b]`` (``None``: leave prompt ``b`` alone) as ``(decoder row, vector, adds)`` per site.
 
-    With ``guided`` the decoder batch is doubled for classifier-free guidance and an edit's
-    ``uncond`` vector goes to row ``B + b``. ``components`` locates the sites in ``layers`` (``site_module``).
-    The rows and vectors are put on the site's device, in its dtype, here: once per batch, never per
-    generation step.
+    With ``guided`` the decoder batch is doubled for classifier-free guidance and an edit's ``uncond``
+    vector goes to row ``B + b``.
     """
     n = len(edits)
     by_site: dict[Site, list[tuple[int, torch.Tensor, bool]]] = {}
@@ -95,14 +101,24 @@ def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", g
             if not guided:
                 raise ValueError("an unconditional-row edit needs classifier-free guidance (guidance_scale > 1)")
             by_site[edit.site].append((n + b, edit.uncond, edit.mode == ADD))
+    return by_site
+
+
+def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", guided: bool = True,
+               components: "dict[str, str]" = COMPONENT_MODULES) -> list:
+    """Hooks that apply ``edits[b]`` to prompt ``b`` (``edit_rows``), one per edited site.
+
+    ``components`` locates the sites in ``layers`` (``site_module``). The rows and vectors are put on
+    the site's device, in its dtype, here: once per batch, never per generation step.
+    """
     hooks = []
-    for site, items in by_site.items():
+    for site, items in edit_rows(edits, guided).items():
         module = site_module(layers, site, components)
         weight = next(module.parameters())
         rows = torch.tensor([r for r, _, _ in items], device=weight.device)
         values = torch.stack([v for _, v, _ in items]).to(device=weight.device, dtype=weight.dtype)[:, None, :]
         add = torch.tensor([a for _, _, a in items], device=weight.device)[:, None, None]
-        hooks.append((module, _edit_hook(rows, values, add, 2 * n if guided else n)))
+        hooks.append((module, _edit_hook(rows, values, add, 2 * len(edits) if guided else len(edits))))
     return hooks
 
 

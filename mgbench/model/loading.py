@@ -14,6 +14,7 @@ import torch
 from ..errors import MissingWeightsError, unknown
 from ..paths import folder_digest, toy_folder
 from .architectures import HUB_NAMES
+from .hooks import persistent
 from .quiet import quiet_transformers
 from .random_sizes import RANDOM_SIZES, random_musicgen_folder
 from .tiny import tiny_musicgen_folder
@@ -163,7 +164,7 @@ def _cast_text_states(dtype: torch.dtype):
             kwargs["encoder_hidden_states"] = states.to(dtype)
         return args, kwargs
 
-    return hook
+    return persistent(hook)  # installed at load, before anything compiles
 
 
 def model_identity(source: str) -> str:

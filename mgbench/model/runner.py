@@ -15,6 +15,7 @@ from .hooks import Capture, RowEdit, cut_decoder, edit_hooks, installed
 from .loading import LoadedMusicgen
 from .sampling import CommonNoiseSampler, SamplerLastList, prompt_key
 from .sites import COMPONENT_MODULES
+from .slots import EditSlots
 
 #: ``own``: mgbench's decode loop (``decode.py``, one decoder forward per frame); ``generate``: transformers'.
 #: Both give the same codes (``tests/test_decode.py``), so the engine is no part of any cache key.
@@ -116,6 +117,8 @@ class MusicgenRunner(RunnerBase):
         if compile_mode is not None and engine != "own":
             raise ValueError("only the own engine compiles its decoder step")
         self.text_padding, self.engine, self.cache, self.compile_mode = text_padding, engine, cache, compile_mode
+        # installed before anything compiles: hooks registered after compiling would be skipped silently
+        self.slots = None if compile_mode is None else EditSlots.on(loaded.decoder_layers)
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], edits: "Sequence[RowEdit | None] | None" = None,
@@ -126,24 +129,26 @@ class MusicgenRunner(RunnerBase):
         ``edits[b]`` intervenes on prompt ``b``'s rows; ``capture`` records site outputs;
         ``cut`` runs only the first ``cut`` decoder layers (DecoderLens); ``noise_keys[b]`` is the text
         whose ``prompt_key`` seeds row ``b``'s sampling noise (default: the prompt itself).
+        With ``compile_mode``, plain and edited batches run compiled (edits through ``EditSlots``); captures and
+        cuts run the uncompiled decoder (same results, eager speed).
         """
         loaded, s = self.loaded, self.settings
         keys = self.noise_keys(prompts, edits, noise_keys)
-        if self.compile_mode is not None and (edits is not None or capture is not None or cut):
-            raise ValueError("a compiled decoder would silently skip edits and captures; run them uncompiled")
+        compiled = self.slots is not None and capture is None and not cut
         inputs = loaded.processor(text=list(prompts), padding=True, return_tensors="pt").to(loaded.device)
         decoder = loaded.model.decoder.model.decoder
-        hooks, pre_hooks = self.site_hooks(loaded.decoder_layers, edits, capture), []
+        slotted = self.slots.applied(edits, self.guided) if compiled and edits is not None else contextlib.nullcontext()
+        hooks, pre_hooks = self.site_hooks(loaded.decoder_layers, None if compiled else edits, capture), []
         if capture is not None and self.engine == "generate":  # it runs frame 0 twice: count it once
             pre_hooks.append(capture.restart_hook(decoder))
         if self.text_padding == "audiocraft":
             pre_hooks.append((loaded.model.decoder, _unmasked_text))
         sampler = self.sampler(keys)
-        with installed(hooks, pre_hooks), (cut_decoder(decoder, cut) if cut else contextlib.nullcontext()):
+        with installed(hooks, pre_hooks), slotted, (cut_decoder(decoder, cut) if cut else contextlib.nullcontext()):
             if self.engine == "own":
                 codes = decode_codes(loaded.model, inputs["input_ids"], inputs["attention_mask"], self.max_new_tokens,
                                      s.guidance_scale, greedy if sampler is None else sampler.sample, self.cache,
-                                     self.compile_mode)
+                                     self.compile_mode if compiled else None)
                 audio = decode_audio(loaded.model, codes)
             else:
                 processors = SamplerLastList([] if sampler is None else [sampler])
