@@ -14,6 +14,8 @@ from .errors import ConfigError, MgbenchError
 #: The offline models' default runs are the paper's, with fewer prompts and shorter clips (prompts per concept,
 #: seconds) so that they end in minutes on a CPU.
 OFFLINE_RUNS = {"toy": (2, 1.0), "tiny": (2, 1.0)}
+#: --compile: the own loop's torch.compile mode (None: eager)
+COMPILE_MODES = {"off": None, "default": "default", "reduce-overhead": "reduce-overhead"}
 #: exit status after Ctrl-C (128 + SIGINT), as shells report it
 EXIT_INTERRUPTED = 130
 
@@ -131,13 +133,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Generate one clip per prompt and write WAV files."""
     from .experiments.pipeline import check_clip_length
     from .model.loading import load_musicgen
-    from .model.runner import GenerationSettings, MusicgenRunner
+    from .model.backends import make_runner
+    from .model.runner import GenerationSettings
     from .report.audio import write_wav
 
     loaded = load_musicgen(args.model, device=args.device, allow_download=args.download)
     settings = GenerationSettings(seconds=args.seconds, seed=args.seed)
     check_clip_length(loaded, settings)
-    runner = MusicgenRunner(loaded, settings, engine=args.engine)
+    runner = make_runner(loaded, settings, engine=args.engine, compile_mode=COMPILE_MODES[args.compile])
     audio = runner.generate(args.prompt)
     out = Path(args.out)
     for i, clip in enumerate(audio):
@@ -161,7 +164,7 @@ def _run_setup(args: argparse.Namespace):
         batch_size=args.batch_size, prompts=prompts, odds=args.odds, both_halves=args.both_halves,
         generation=GenerationSettings(seconds=clip, seed=args.seed),
         concepts_file=args.concepts_file, cache=args.cache, download=args.download, backend=args.backend,
-        text_padding=args.text_padding, engine=args.engine)
+        text_padding=args.text_padding, engine=args.engine, compile_mode=COMPILE_MODES[args.compile])
     split = lambda text: tuple(x.strip() for x in text.split(",") if x.strip()) if text else None  # noqa: E731
     selection = Selection(experiments=split(args.experiments), concepts=split(args.concepts),
                           techniques=split(args.techniques), components=split(args.components),
@@ -378,6 +381,9 @@ def add_generation_args(p: argparse.ArgumentParser, seconds: "float | None" = 4.
     p.add_argument("--engine", default="own", choices=["own", "generate"],
                    help="decode loop: mgbench's own (default; one decoder forward per frame) or transformers' "
                         "generate (the same codes)")
+    p.add_argument("--compile", default="off", choices=list(COMPILE_MODES),
+                   help="torch.compile the own loop's decoder step (default, or reduce-overhead: CUDA graphs); "
+                        "edits run compiled, captures and cuts uncompiled")
 
 
 def interrupted_message(args: "argparse.Namespace | None") -> str:

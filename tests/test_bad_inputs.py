@@ -82,6 +82,12 @@ CASES = [
     case("batch-size-abc", [*RUN, "--batch-size", "abc"], "--batch-size: 'abc' is not allowed"),
     case("device-cuda-without-gpu", [*RUN, "--device", "cuda"], "'cuda': torch sees no CUDA device here; use cpu",
          marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")),
+    case("compile-generate-engine", [*RUN, "--engine", "generate", "--compile", "default"],
+         "--compile default compiles mgbench's own decode loop: use it with --backend transformers --engine own"),
+    case("compile-audiocraft", [*RUN, "--backend", "audiocraft", "--compile", "reduce-overhead"],
+         "--compile reduce-overhead compiles mgbench's own decode loop"),
+    case("compile-bogus", [*RUN, "--compile", "max"], "argument --compile: invalid choice: 'max' (choose from 'off', "
+                                                      "'default', 'reduce-overhead')"),
     case("device-tpu", [*RUN, "--device", "tpu"], "unknown device 'tpu'; use cpu, cuda or cuda:N"),
     case("out-is-a-file", [*RUN, "--out", "{tmp}/file"], "--out: {tmp}/file is a file, not a folder", "file"),
     case("cache-is-a-file", [*RUN, "--cache", "{tmp}/file"], "--cache: {tmp}/file is a file, not a folder", "file"),

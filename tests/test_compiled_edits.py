@@ -99,3 +99,15 @@ def test_compiled_runner_runs_captures_and_cuts_uncompiled(compiled_pair, prompt
     for site in captures[0].sites:
         assert torch.equal(captures[0].row_means(site), captures[1].row_means(site))
     assert torch.equal(compiled.generate(prompts, cut=1), eager.generate(prompts, cut=1))
+
+
+def test_compiled_rows_are_stored_apart_from_eager_ones(tmp_path):
+    """``--compile`` picks the static cache and is part of the store key (its kernels round differently); off, the
+    key is the eager run's."""
+    from mgbench.experiments.session import RunConfig, Session
+
+    configs = [RunConfig(model="tiny", prompts=1, cache=str(tmp_path), compile_mode=m) for m in (None, "default")]
+    eager, compiled = (Session(c) for c in configs)
+    assert "compile" not in eager.key() and compiled.key() == {**eager.key(), "compile": "default"}
+    assert (compiled.runner.cache, compiled.runner.compile_mode) == ("static", "default")
+    assert (eager.runner.cache, eager.runner.compile_mode) == ("dynamic", None)

@@ -15,7 +15,7 @@ from .. import __version__
 from ..classify.loading import load_classifier
 from ..concepts.concept_set import Concept, ConceptSet, load_concepts
 from ..errors import ConfigError
-from ..model.backends import make_runner, resolve_backend
+from ..model.backends import check_compile, make_runner, resolve_backend
 from ..model.batching import auto_batch_size
 from ..model.hooks import Capture
 from ..model.loading import RANDOM_MODELS, LoadedMusicgen, load_musicgen
@@ -54,6 +54,7 @@ class RunConfig:
     backend: str = "transformers"  # the library that runs MusicGen (model/backends.py)
     text_padding: "str | None" = None  # masked | audiocraft; default: the backend's own (model/backends.py)
     engine: str = "own"  # own decode loop or transformers' generate: the same codes, so no part of any cache key
+    compile_mode: "str | None" = None  # torch.compile of the own loop's step: same codes up to float rounding
 
     @property
     def resolved_dtype(self) -> str:
@@ -88,6 +89,7 @@ class Session:
     def __init__(self, config: RunConfig):
         self.config = config
         resolve_backend(config.backend, config.text_padding)  # a bad backend is an error before anything loads
+        check_compile(config.backend, config.engine, config.compile_mode)
         self.concepts: ConceptSet = load_concepts(config.concepts_file)
         self._passes: dict[str, ConceptPass] = {}  # in memory after the first read or computation
 
@@ -107,7 +109,7 @@ class Session:
     @cached_property
     def runner(self) -> Runner:
         c = self.config
-        return make_runner(self.musicgen, c.generation, c.backend, c.resolved_text_padding, c.engine)
+        return make_runner(self.musicgen, c.generation, c.backend, c.resolved_text_padding, c.engine, c.compile_mode)
 
     @cached_property
     def classifier(self):
@@ -122,10 +124,13 @@ class Session:
         c = self.config
         concept_data = json.dumps([asdict(x) for x in self.concepts.concepts] + [self.concepts.template,
                                    self.concepts.slots, self.concepts.slot_order], sort_keys=True)
-        return {"mgbench": __version__, "model": self.musicgen.identity, "classifier": self.classifier.identity,
-                "prompts": c.prompts, "generation": c.generation.as_dict(), "odds": c.odds, "dtype": c.resolved_dtype,
-                "both_halves": c.both_halves, "backend": c.backend, "text_padding": c.resolved_text_padding,
-                "concepts": hashlib.sha256(concept_data.encode()).hexdigest()[:16]}
+        key = {"mgbench": __version__, "model": self.musicgen.identity, "classifier": self.classifier.identity,
+               "prompts": c.prompts, "generation": c.generation.as_dict(), "odds": c.odds, "dtype": c.resolved_dtype,
+               "both_halves": c.both_halves, "backend": c.backend, "text_padding": c.resolved_text_padding,
+               "concepts": hashlib.sha256(concept_data.encode()).hexdigest()[:16]}
+        if c.compile_mode is not None:  # compiled kernels round differently: their rows are kept apart
+            key["compile"] = c.compile_mode
+        return key
 
     def prompts(self, concept: str) -> list[str]:
         return self.concepts.prompts(concept, self.config.prompts)

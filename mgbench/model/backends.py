@@ -39,13 +39,23 @@ def resolve_backend(backend: str, chosen: "str | None" = None) -> str:
     return chosen
 
 
+def check_compile(backend: str, engine: str, compile_mode: "str | None") -> None:
+    """Compiling is for mgbench's own decode loop on transformers: a one-line error otherwise."""
+    if compile_mode is not None and (backend != "transformers" or engine != "own"):
+        raise ConfigError(f"--compile {compile_mode} compiles mgbench's own decode loop: use it with --backend "
+                          "transformers --engine own (the defaults), or --compile off")
+
+
 def make_runner(loaded: LoadedMusicgen, settings: GenerationSettings, backend: str = "transformers",
-                padding: "str | None" = None, engine: str = "own") -> Runner:
+                padding: "str | None" = None, engine: str = "own", compile_mode: "str | None" = None) -> Runner:
     """A runner for ``loaded`` through ``backend`` (with ``padding``, default the backend's own). ``engine`` (own
-    decode loop or ``generate``) is the transformers backend's; audiocraft always runs its own ``generate``."""
+    decode loop or ``generate``) and ``compile_mode`` (``torch.compile`` of the own loop's step, static KV cache)
+    are the transformers backend's; audiocraft always runs its own ``generate``."""
     padding = resolve_backend(backend, padding)
+    check_compile(backend, engine, compile_mode)
     if backend == "transformers":
-        return MusicgenRunner(loaded, settings, padding, engine=engine)
+        return MusicgenRunner(loaded, settings, padding, engine=engine, cache="dynamic" if compile_mode is None
+                              else "static", compile_mode=compile_mode)
     if engine != "own":
         raise ConfigError(f"--engine {engine} is a choice of the transformers backend; the audiocraft backend runs "
                           "audiocraft's generate")
