@@ -8,7 +8,8 @@ of the paper would run it; the batched sweep packs rows of many pairs and sites 
 Both compute the same rows with the same code (``InterventionRows``) in the same run.
 
 The engine ratio runs mgbench's own decode loop (dynamic and static KV cache) and transformers'
-``generate`` on the same prompts, alternating, in one run: a ratio, never a timed assertion.
+``generate`` on the same prompts, alternating, in one run: a ratio, never a timed assertion. The step
+split records where a step's time goes (decoder, edit hooks, sampling, EnCodec, classifier).
 """
 
 import time
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
+from mgbench.classify.loading import load_classifier
 from mgbench.concepts.concept_set import load_concepts
 from mgbench.experiments.interventions import InterventionRows, intervention_grid
 from mgbench.experiments.resume import chunks
@@ -24,6 +26,7 @@ from mgbench.experiments.session import RunConfig, Session
 from mgbench.model.architectures import SHAPES
 from mgbench.model.cost import gpu_kind, hardware_limit
 from mgbench.model.loading import load_musicgen
+from mgbench.model.profile import step_split
 from mgbench.model.runner import GenerationSettings, MusicgenRunner
 from mgbench.model.sites import all_sites
 
@@ -106,3 +109,16 @@ def test_speed_gpu(size, benchmark, tmp_path, bench_record, request):
                   hardware_limit_clips_per_s=limit, fraction_of_limit=rate / limit)
     benchmark.extra_info.update(values)
     bench_record(f"speed-{model}-gpu", **values)
+
+
+@pytest.mark.parametrize("model", ["tiny", "small-random"])
+def test_speed_step_split(model, bench_record):
+    """Where a step's time goes on this CPU (eager, 16 prompts of 1 s): decoder, edit hooks, sampling per step;
+    EnCodec and the classifier per clip (``model/profile.py``); recorded, never asserted."""
+    loaded = load_musicgen(model)
+    runner = MusicgenRunner(loaded, GenerationSettings(seconds=1.0))
+    split = step_split(runner, load_concepts().prompts("guitar", 16), load_classifier("tiny"))
+    per_clip_steps = runner.max_new_tokens * (split["decoder_ms"] + split["sampling_ms"]) / 16
+    bench_record(f"speed-split-{model}-cpu", **split, hooks_share=split["hooks_ms"] / split["decoder_ms"],
+                 decoder_share=runner.max_new_tokens * split["decoder_ms"] / 16
+                 / (per_clip_steps + split["codec_ms"] + split["classifier_ms"]), threads=torch.get_num_threads())

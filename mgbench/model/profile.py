@@ -1,0 +1,89 @@
+"""Where a generation's time goes: the per-step split of mgbench's own decode loop, measured part by part.
+
+``step_split`` times, on one batch and with the device synchronised around each part, the decoder's
+forward per step (KV cache, after the first step), the same forward with an edit on every prompt
+(the hooks' share is the difference), guidance plus sampling per step, EnCodec per clip and,
+optionally, the classifier per clip. The parts are timed apart, so their sum approximates a step
+but is no substitute for timing the whole loop (``bench/test_speed.py``, ``bench/gpu_check.py``).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .decode import decode_audio, encode_text, new_cache
+from .hooks import REPLACE, RowEdit, edit_hooks, installed
+from .runner import MusicgenRunner
+from .sites import PAPER_COMPONENTS, all_sites
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """The median milliseconds of ``repeats`` calls of ``fn`` (after one warm-up call), synchronised."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(1e3 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def _decoder_steps_ms(runner: MusicgenRunner, states: torch.Tensor, mask: torch.Tensor, steps: int,
+                      hooks: list) -> float:
+    """Median ms of one cached decoder forward over ``steps`` consecutive frames (after a first one)."""
+    model, rows = runner.loaded.model, states.shape[0]
+    start = model.generation_config.decoder_start_token_id
+    frame = torch.full((rows * model.decoder.num_codebooks, 1), start, device=states.device)
+    cache = new_cache(model, "static", runner.max_new_tokens + 1, states.shape[1])  # a real clip's attention length
+    step = lambda: model.decoder(input_ids=frame, encoder_hidden_states=states,  # noqa: E731
+                                 encoder_attention_mask=mask, cache=cache, use_cache=True)
+    with installed(hooks):
+        return timed_ms(step, states.device, steps)
+
+
+@torch.no_grad()
+def step_split(runner: MusicgenRunner, prompts: Sequence[str], classifier=None, steps: int = 8) -> dict[str, float]:
+    """Milliseconds of each part of generating ``prompts`` with ``runner`` (eager): ``decoder_ms`` and
+    ``hooks_ms`` (an edit on every prompt, sites spread over the decoder) per step, ``sampling_ms`` per step
+    (guidance and the sampler), ``codec_ms`` and ``classifier_ms`` per clip."""
+    loaded, s = runner.loaded, runner.settings
+    device, steps = loaded.device, min(steps, runner.max_new_tokens - 1)  # steps + 1 forwards fill the cache
+    inputs = loaded.processor(text=list(prompts), padding=True, return_tensors="pt").to(device)
+    states, mask = encode_text(loaded.model, inputs["input_ids"], inputs["attention_mask"], runner.guided)
+    states = states.to(next(loaded.model.decoder.parameters()).dtype)
+    plain = _decoder_steps_ms(runner, states, mask, steps, [])
+    sites = all_sites(loaded.num_layers, PAPER_COMPONENTS)
+    hidden = loaded.model.decoder.config.hidden_size
+    edits = [RowEdit(sites[i % len(sites)], REPLACE, torch.randn(hidden), torch.randn(hidden) if runner.guided
+                     else None) for i in range(len(prompts))]
+    edited = _decoder_steps_ms(runner, states, mask, steps,
+                               edit_hooks(loaded.decoder_layers, edits, guided=runner.guided))
+    rows = len(prompts) * loaded.num_codebooks
+    logits = torch.randn(rows * (2 if runner.guided else 1), loaded.model.decoder.config.vocab_size, device=device)
+    sampler = runner.sampler(list(prompts))
+
+    def sample():
+        cond, uncond = logits.split(rows) if runner.guided else (logits, logits)
+        scores = uncond + (cond - uncond) * s.guidance_scale
+        return scores.argmax(-1) if sampler is None else sampler.sample(scores, 1)
+
+    frames = round(s.seconds * loaded.frame_rate)
+    codes = torch.randint(0, loaded.model.decoder.config.vocab_size, (len(prompts), loaded.num_codebooks, frames),
+                          device=device)
+    split = dict(decoder_ms=plain, hooks_ms=edited - plain, sampling_ms=timed_ms(sample, device, steps),
+                 codec_ms=timed_ms(lambda: decode_audio(loaded.model, codes), device, 2) / len(prompts))
+    if classifier is not None:
+        audio = decode_audio(loaded.model, codes)[:, 0]
+        split["classifier_ms"] = timed_ms(lambda: classifier.logits(audio, loaded.sample_rate), device, 2) / len(prompts)
+    return split
