@@ -8,6 +8,8 @@ uncompiled edited run within float32 rounding, also when the step was compiled b
 trap is real: per-batch hooks passed off as persistent are skipped by the compiled steps.
 """
 
+import contextlib
+
 import pytest
 import torch
 
@@ -111,3 +113,44 @@ def test_compiled_rows_are_stored_apart_from_eager_ones(tmp_path):
     assert "compile" not in eager.key() and compiled.key() == {**eager.key(), "compile": "default"}
     assert (compiled.runner.cache, compiled.runner.compile_mode) == ("static", "default")
     assert (eager.runner.cache, eager.runner.compile_mode) == ("dynamic", None)
+
+
+def test_the_compiled_step_is_one_graph_without_breaks(prompts, monkeypatch):
+    """The position table's resize branch (an ``if`` on the static cache's length) would split the step into
+    graphs; read presized, the step is one graph. Checked with dynamo's eager backend (same tracing, no inductor)."""
+    from torch._dynamo.utils import counters
+
+    from mgbench.model import decode
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda module, mode, dynamic: real_compile(module, backend="eager",
+                                                                                      dynamic=dynamic))
+    loaded = load_musicgen("tiny", dtype=torch.float32)
+    runner = MusicgenRunner(loaded, SETTINGS, cache="static", compile_mode="default")
+    breaks = []
+    for patch in (False, True):
+        if patch:  # break it on purpose: the transformers table, branch and all
+            monkeypatch.setattr(decode, "presized_positions", lambda model, length: contextlib.nullcontext())
+        torch._dynamo.reset()
+        counters.clear()
+        runner.generate(prompts)
+        breaks.append(sum(counters["graph_break"].values()))
+        if not patch:
+            assert counters["stats"]["unique_graphs"] == 1
+    assert breaks[0] == 0 and breaks[1] > 0
+
+
+def test_presized_positions_give_transformers_values(tiny):
+    """Same table values as transformers' own forward, grown to the length asked for, restored afterwards."""
+    from mgbench.model.decode import presized_positions
+
+    positions = tiny.model.decoder.model.decoder.embed_positions
+    ids = torch.zeros(2, 4, 1, dtype=torch.long)
+    kind, size = type(positions), positions.weights.size(0)
+    expected = [positions(ids, n) for n in (0, 7, size - 1)]
+    with presized_positions(tiny.model, size + 5):
+        assert type(positions) is not kind and positions.weights.size(0) == size + 5
+        got = [positions(ids, n) for n in (0, 7, size - 1)] + [positions(ids, size + 4)]
+    assert type(positions) is kind
+    assert all(torch.equal(a, b) for a, b in zip(expected, got))
+    assert torch.equal(got[-1], positions(ids, size + 4))  # transformers' own table, now that long

@@ -12,10 +12,12 @@ they do under ``generate``: every frame passes through the decoder exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
+from transformers.models.musicgen.modeling_musicgen import MusicgenSinusoidalPositionalEmbedding
 
 from .hooks import PERSISTENT_HOOK
 from .slots import EditSlots
@@ -80,6 +82,29 @@ def compiled_decoder(model: torch.nn.Module, mode: str) -> torch.nn.Module:
     return torch.compile(model.decoder, mode=mode, dynamic=False)
 
 
+class _PresizedPositions(MusicgenSinusoidalPositionalEmbedding):
+    """transformers' sinusoidal positions without their resize branch, an ``if`` on the static cache's length (a
+    tensor) that breaks a compiled graph; the table is sized up front (``presized_positions``)."""
+
+    def forward(self, input_ids: torch.Tensor, cache_length: "int | torch.Tensor" = 0) -> torch.Tensor:
+        position_ids = torch.arange(input_ids.shape[-1], device=input_ids.device) + cache_length
+        return self.weights.index_select(0, position_ids.view(-1)).detach()
+
+
+@contextlib.contextmanager
+def presized_positions(model: torch.nn.Module, length: int) -> Iterator[None]:
+    """For the block, the decoder's position table holds ``length`` positions and is read without the resize
+    branch (same values, no graph break when compiled)."""
+    positions = model.decoder.model.decoder.embed_positions
+    if positions.weights.size(0) < length:
+        positions.make_weights(length, positions.embedding_dim)
+    kind, positions.__class__ = positions.__class__, _PresizedPositions
+    try:
+        yield
+    finally:
+        positions.__class__ = kind
+
+
 def decode_codes(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, steps: int,
                  guidance_scale: float, pick: TokenPicker = greedy, cache: str = "dynamic",
                  compile_mode: "str | None" = None) -> torch.Tensor:
@@ -96,7 +121,17 @@ def decode_codes(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask
     codes = pattern.clone()  # column t feeds step t; step t writes column t + 1 where the pattern says -1
     codes[:, 0] = model.generation_config.decoder_start_token_id  # (too short a clip leaves no pattern: all -1)
     kv = new_cache(model, cache, steps + 1, states.shape[1])
-    for t in range(steps):
+    with presized_positions(model, steps + 1) if compile_mode else contextlib.nullcontext():
+        _decode_steps(model, step, codes, pattern, states, mask, kv, guidance_scale, pick)
+    return codes[codes != model.generation_config.pad_token_id].reshape(batch, model.decoder.num_codebooks, -1)
+
+
+def _decode_steps(model: torch.nn.Module, step: torch.nn.Module, codes: torch.Tensor, pattern: torch.Tensor,
+                  states: torch.Tensor, mask: torch.Tensor, kv: EncoderDecoderCache, guidance_scale: float,
+                  pick: TokenPicker) -> None:
+    """Fill ``codes`` column by column: one decoder forward per frame (``step`` after the first)."""
+    guided = guidance_scale > 1
+    for t in range(codes.shape[1] - 1):
         frame = codes[:, t:t + 1]
         out = (step if t else model.decoder)(input_ids=frame.repeat(2, 1) if guided else frame,
                                               encoder_hidden_states=states,
@@ -106,7 +141,6 @@ def decode_codes(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask
             cond, uncond = scores.split(scores.shape[0] // 2)
             scores = uncond + (cond - uncond) * guidance_scale
         codes[:, t + 1] = torch.where(pattern[:, t + 1] == -1, pick(scores, t + 1), pattern[:, t + 1])
-    return codes[codes != model.generation_config.pad_token_id].reshape(batch, model.decoder.num_codebooks, -1)
 
 
 def decode_audio(model: torch.nn.Module, codes: torch.Tensor) -> torch.Tensor:
