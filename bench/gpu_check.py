@@ -1,12 +1,16 @@
-"""The prepared GPU check's measurements (run by ``bench/gpu_check.sh``): one CSV row per configuration.
+"""The prepared GPU check's measurements (run by ``bench/gpu_check.sh``): one CSV row per measurement.
 
-1. ``tiny`` on the device against the CPU (float32, own loop): the fraction of equal codes, the largest audio
-   difference, and how many synchronising calls ``torch.cuda.set_sync_debug_mode("warn")`` reports in the loop.
-2. For each size, dtype and batch: clips/s of transformers' ``generate`` and of the own loop eager (dynamic and
-   static cache), compiled and with CUDA graphs (``reduce-overhead``), peak memory, the fraction of the hardware
-   limit (``docs/performance.md``) and, for half dtypes, the fraction of codes equal to float32's.
-Configurations start only while the time budget lasts, so the script ends in time on any card; rows are
-written as they finish. ``--device cpu`` is a dry run of the same code (tiny only, eager only).
+In order of priority (each part starts only while the time budget lasts; rows are written as they finish):
+1. ``tiny`` on the device against the CPU (float32, own loop): the largest audio difference, and the syncs
+   that ``torch.cuda.set_sync_debug_mode("warn")`` reports, with where they come from.
+2. Throughput: clips/s of transformers' ``generate`` and of the own loop eager (dynamic and static cache),
+   compiled and with CUDA graphs (``reduce-overhead``), plain and with an edit on every prompt (``edits``:
+   the hooks' overhead), peak memory, the fraction of the hardware limit (``docs/performance.md``), the ratio
+   to ``generate`` at the same size, dtype and batch, and for compiled modes the clips equal to eager's.
+3. The toy world's intervention effects per site on the device in float32, bfloat16 and CUDA graphs against
+   the CPU's float32: correlation, largest difference and the planted site's effect.
+4. The per-step split (``mgbench/model/profile.py``) of small-random on the device.
+``--device cpu`` is a dry run of the same code with tiny models and a short plan.
 """
 
 from __future__ import annotations
@@ -19,10 +23,14 @@ from pathlib import Path
 
 import torch
 
+from mgbench.classify.loading import load_classifier
 from mgbench.concepts.concept_set import load_concepts
+from mgbench.experiments.pipeline import Selection, run_selection
+from mgbench.experiments.session import RunConfig, Session
 from mgbench.model.architectures import SHAPES
 from mgbench.model.cost import gpu_kind, hardware_limit
-from mgbench.model.loading import load_musicgen
+from mgbench.model.loading import LoadedMusicgen, load_musicgen
+from mgbench.model.profile import spread_edits, step_split
 from mgbench.model.runner import GenerationSettings, MusicgenRunner
 
 #: (engine, KV cache, compile mode) per measured mode
@@ -30,6 +38,19 @@ MODES = {"generate": ("generate", "dynamic", None), "eager": ("own", "dynamic", 
          "eager_static": ("own", "static", None), "compiled": ("own", "static", "default"),
          "cudagraphs": ("own", "static", "reduce-overhead")}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+#: (model, dtype, batch, mode, edits) in priority order
+PLAN = [("small-random", "float32", 64, mode, edits) for mode, edits in
+        [("generate", False), ("eager", False), ("eager", True), ("eager_static", False), ("cudagraphs", False),
+         ("cudagraphs", True)]] + \
+       [("small-random", "bfloat16", 256, mode, edits) for mode, edits in
+        [("generate", False), ("eager", False), ("eager", True), ("cudagraphs", False), ("cudagraphs", True)]] + \
+       [("small-random", "float32", 64, "compiled", False), ("small-random", "float32", 64, "compiled", True)] + \
+       [("medium-random", "bfloat16", 64, mode, False) for mode in ("generate", "eager", "cudagraphs")]
+DRY_PLAN = [("tiny", "float32", 4, mode, edits) for mode, edits in
+            [("generate", False), ("eager", False), ("eager", True), ("compiled", True)]]
+#: the toy world's configurations compared with the CPU's float32: (device, dtype, compile mode)
+TOY_RUNS = [("cuda", "float32", None), ("cuda", "bfloat16", None), ("cuda", "float32", "reduce-overhead")]
+PLANTED = ("cross_attn", 2)  # docs/toy-world.md: the toy decoder reads the concept at L2's cross-attention
 
 
 def _sync(device: str) -> None:
@@ -37,96 +58,150 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _timed(runner: MusicgenRunner, prompts: list[str], device: str) -> tuple[torch.Tensor, float]:
-    runner.generate(prompts)  # warm-up: compiles, captures graphs, allocates
-    _sync(device)
-    start = time.perf_counter()
-    audio = runner.generate(prompts)
-    _sync(device)
-    return audio, time.perf_counter() - start
+class Bench:
+    """Models loaded once per (name, dtype), rows written to ``out`` as they come, a time budget."""
+
+    def __init__(self, device: str, out: Path, budget_s: float, seconds: float):
+        self.device, self.out, self.budget_s = device, out, budget_s
+        self.settings = GenerationSettings(seconds=seconds)
+        self.begin, self.rows, self.models, self.audio = time.perf_counter(), [], {}, {}
+
+    def left(self) -> bool:
+        return time.perf_counter() - self.begin < self.budget_s
+
+    def write(self, **row) -> None:
+        self.rows.append(dict(elapsed_s=round(time.perf_counter() - self.begin, 1), **row))
+        print(self.rows[-1], flush=True)
+        with open(self.out / "gpu_check.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, list(dict.fromkeys(k for r in self.rows for k in r)))
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def model(self, name: str, dtype: str) -> LoadedMusicgen:
+        if (name, dtype) not in self.models:
+            self.models[(name, dtype)] = load_musicgen(name, device=self.device, dtype=DTYPES[dtype])
+        return self.models[(name, dtype)]
 
 
-def device_vs_cpu(device: str, prompts: list[str], settings: GenerationSettings) -> dict:
-    """tiny, float32, own loop: the device's codes and audio against the CPU's, and the syncs inside the loop."""
-    cpu = MusicgenRunner(load_musicgen("tiny", dtype=torch.float32), settings).generate(prompts)
-    runner = MusicgenRunner(load_musicgen("tiny", device=device, dtype=torch.float32), settings)
+def device_vs_cpu(bench: Bench) -> None:
+    """tiny, float32, own loop: the device's audio against the CPU's, and the syncs inside one generation."""
+    prompts = load_concepts().prompts("jazz", 4)
+    cpu = MusicgenRunner(load_musicgen("tiny", dtype=torch.float32), bench.settings).generate(prompts)
+    runner = MusicgenRunner(bench.model("tiny", "float32"), bench.settings)
+    runner.generate(prompts)  # warm-up: first-call allocations are no per-step syncs
+    cuda = bench.device.startswith("cuda")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if device.startswith("cuda"):
-            torch.cuda.set_sync_debug_mode("warn")
+        torch.cuda.set_sync_debug_mode("warn") if cuda else None
         try:
             audio = runner.generate(prompts)
         finally:
-            if device.startswith("cuda"):
-                torch.cuda.set_sync_debug_mode(0)
-    syncs = sum("synchroniz" in str(w.message).lower() for w in caught)
-    return dict(model="tiny", mode="device_vs_cpu", audio_max_diff=float((audio - cpu).abs().max()),
-                sync_warnings=syncs)
+            torch.cuda.set_sync_debug_mode(0) if cuda else None
+    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
+    sources = sorted({f"{Path(w.filename).name}:{w.lineno}" for w in syncs})
+    bench.write(part="device_vs_cpu", model="tiny", dtype="float32", batch=len(prompts), mode="eager",
+                audio_max_diff=float((audio - cpu).abs().max()), sync_warnings=len(syncs),
+                sync_sources=" ".join(sources))
 
 
-def throughput(model: str, device: str, dtype: str, batch: int, mode: str, settings: GenerationSettings,
-               reference: "dict[tuple, torch.Tensor]") -> dict:
-    """Clips/s of one configuration, with its peak memory and (half dtypes) its agreement with float32."""
+def throughput(bench: Bench, model: str, dtype: str, batch: int, mode: str, edits: bool) -> None:
+    """Clips/s of one configuration (after a warm-up call that compiles and captures), with its peak memory."""
     engine, cache, compile_mode = MODES[mode]
-    loaded = load_musicgen(model, device=device, dtype=DTYPES[dtype])
+    loaded = bench.model(model, dtype)
     prompts = load_concepts().prompts("guitar", batch)
-    if device.startswith("cuda"):
+    runner = MusicgenRunner(loaded, bench.settings, engine=engine, cache=cache, compile_mode=compile_mode)
+    kwargs = dict(edits=spread_edits(loaded, batch)) if edits else {}
+    if bench.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    runner = MusicgenRunner(loaded, settings, engine=engine, cache=cache, compile_mode=compile_mode)
-    audio, seconds = _timed(runner, prompts, device)
-    row = dict(model=model, dtype=dtype, batch=batch, mode=mode, clips_per_s=batch / seconds)
-    key = (model, batch, mode)
-    if dtype == "float32":
-        reference[key] = audio
-    elif key in reference:
-        row["audio_corr_vs_float32"] = float(torch.corrcoef(torch.stack([audio.flatten(), reference[key].flatten()]))[0, 1])
-    if device.startswith("cuda"):
+    start = time.perf_counter()
+    runner.generate(prompts, **kwargs)
+    warm_s = time.perf_counter() - start
+    _sync(bench.device)
+    start = time.perf_counter()
+    audio = runner.generate(prompts, **kwargs)
+    _sync(bench.device)
+    rate = batch / (time.perf_counter() - start)
+    row = dict(part="throughput", model=model, dtype=dtype, batch=batch, mode=mode, edits=edits, clips_per_s=rate,
+               first_call_s=warm_s)
+    same = lambda m, e: next((r for r in bench.rows if r.get("part") == "throughput" and r["model"] == model  # noqa: E731
+                              and r["dtype"] == dtype and r["batch"] == batch and r["mode"] == m
+                              and r["edits"] == e and "clips_per_s" in r), None)
+    if same("generate", False):
+        row["vs_generate"] = rate / same("generate", False)["clips_per_s"]
+    if edits and same(mode, False):
+        row["hook_overhead"] = same(mode, False)["clips_per_s"] / rate - 1
+    reference = bench.audio.get((model, dtype, batch, edits))
+    if compile_mode and reference is not None:
+        row["clips_equal_vs_eager"] = float(((audio - reference).abs().amax(dim=1) < 1e-3).float().mean())
+        row["audio_max_diff_vs_eager"] = float((audio - reference).abs().max())
+    elif engine == "own" and cache == "static":
+        bench.audio[(model, dtype, batch, edits)] = audio
+    elif mode == "eager":
+        bench.audio.setdefault((model, dtype, batch, edits), audio)
+    if bench.device.startswith("cuda"):
         row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
-        gpu = gpu_kind(torch.cuda.get_device_name())
-        size = model.removesuffix("-random")
+        gpu, size = gpu_kind(torch.cuda.get_device_name()), model.removesuffix("-random")
         if gpu and size in SHAPES:
-            row["fraction_of_limit"] = row["clips_per_s"] / hardware_limit(SHAPES[size], settings.seconds, gpu, batch)
-    return row
+            row["fraction_of_limit"] = rate / hardware_limit(SHAPES[size], bench.settings.seconds, gpu, batch)
+    bench.write(**row)
 
 
-def _write(rows: list[dict], path: Path) -> None:
-    print(rows[-1], flush=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, sorted({k for r in rows for k in r}))
-        writer.writeheader()
-        writer.writerows(rows)
+def toy_effects(device: str, dtype: str, compile_mode: "str | None", cache: Path):
+    """The toy world's mean intervention effect per (technique, component, layer) on three concepts."""
+    session = Session(RunConfig(model="toy", device=device, dtype=dtype, prompts=2, compile_mode=compile_mode,
+                                generation=GenerationSettings(seconds=1.0), cache=str(cache)))
+    tables = run_selection(session, Selection(experiments=("interventions",), concepts=("guitar", "piano", "jazz")))
+    return tables["interventions"].groupby(["technique", "component", "layer"]).effect.mean()
+
+
+def toy_agreement(bench: Bench) -> None:
+    """Each ``TOY_RUNS`` configuration's per-site effects against the CPU's float32."""
+    reference = toy_effects("cpu", "float32", None, bench.out / "toy-cache")
+    for device, dtype, compile_mode in TOY_RUNS if bench.device.startswith("cuda") else [("cpu", "float64", None)]:
+        if not bench.left():
+            break
+        start = time.perf_counter()
+        effects = toy_effects(device, dtype, compile_mode, bench.out / "toy-cache")
+        planted = effects.xs(PLANTED, level=["component", "layer"])
+        bench.write(part="toy_effects", model="toy", dtype=dtype, mode=compile_mode or "eager", device=device,
+                    effect_corr_vs_cpu32=float(effects.corr(reference)),
+                    effect_max_diff_vs_cpu32=float((effects - reference).abs().max()),
+                    planted_effect=float(planted.mean()),
+                    planted_effect_cpu32=float(reference.xs(PLANTED, level=["component", "layer"]).mean()),
+                    seconds=time.perf_counter() - start)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda")
     p.add_argument("--out", default="results/gpu-check")
-    p.add_argument("--models", default="small-random,medium-random")
-    p.add_argument("--batches", default="16,128")
-    p.add_argument("--modes", default=",".join(MODES))
-    p.add_argument("--dtypes", default="float32,bfloat16")
-    p.add_argument("--seconds", type=float, default=1.0)
-    p.add_argument("--budget-s", type=float, default=360, help="start no configuration after this many seconds")
+    p.add_argument("--seconds", type=float, default=1.0, help="clip length of the throughput runs")
+    p.add_argument("--budget-s", type=float, default=270, help="start nothing after this many seconds")
     args = p.parse_args()
-    settings = GenerationSettings(seconds=args.seconds)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    begin, reference = time.perf_counter(), {}
-    rows = [dict(device=torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
-                 **device_vs_cpu(args.device, load_concepts().prompts("jazz", 4), settings))]
-    _write(rows, out / "gpu_check.csv")
-    configs = [(m, d, int(b), mode) for m in args.models.split(",") for d in args.dtypes.split(",")
-               for b in args.batches.split(",") for mode in args.modes.split(",")]
-    for model, dtype, batch, mode in configs:
-        if time.perf_counter() - begin > args.budget_s:
-            rows.append(dict(model=model, dtype=dtype, batch=batch, mode=mode, skipped="time budget"))
-            continue
+    bench = Bench(args.device, out, args.budget_s, args.seconds)
+    cuda = args.device.startswith("cuda")
+    bench.write(part="machine", device=torch.cuda.get_device_name() if cuda else "cpu", torch=torch.__version__,
+                transformers=__import__("transformers").__version__)
+    plan = PLAN if cuda else DRY_PLAN
+    parts = [("device_vs_cpu", lambda: device_vs_cpu(bench))]
+    parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in plan[:6]]
+    parts += [("toy_agreement", lambda: toy_agreement(bench))]
+    parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in plan[6:]]
+    split_model = "small-random" if cuda else "tiny"
+    parts += [("split", lambda: bench.write(part="split", model=split_model, dtype="float32", batch=64, **step_split(
+        MusicgenRunner(bench.model(split_model, "float32"), bench.settings),
+        load_concepts().prompts("guitar", 64), load_classifier("tiny", device=args.device))))]
+    for name, part in parts:
+        if not bench.left():
+            bench.write(part="skipped", note=f"time budget: {name} and after")
+            break
         try:
-            rows.append(throughput(model, args.device, dtype, batch, mode, settings, reference))
-        except Exception as e:  # noqa: BLE001 -- one failing configuration must not lose the others' numbers
-            rows.append(dict(model=model, dtype=dtype, batch=batch, mode=mode, error=f"{type(e).__name__}: {e}"[:300]))
-        _write(rows, out / "gpu_check.csv")
-
+            part()
+        except Exception as e:  # noqa: BLE001 -- one failing part must not lose the others' numbers
+            bench.write(part="error", note=name, error=f"{type(e).__name__}: {e}"[:400])
+            torch.cuda.empty_cache() if cuda else None
 
 if __name__ == "__main__":
     main()

@@ -132,8 +132,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     """Generate one clip per prompt and write WAV files."""
     from .experiments.pipeline import check_clip_length
-    from .model.loading import load_musicgen
     from .model.backends import make_runner
+    from .model.loading import load_musicgen
     from .model.runner import GenerationSettings
     from .report.audio import write_wav
 

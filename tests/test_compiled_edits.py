@@ -12,6 +12,7 @@ import contextlib
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from mgbench.model.decode import compiled_decoder
 from mgbench.model.hooks import ADD, REPLACE, Capture, RowEdit, installed
@@ -62,7 +63,9 @@ def test_a_compiled_edited_run_differs_from_the_plain_one_as_uncompiled(compiled
     compiled, eager = compiled_pair
     edits = _edits(compiled.loaded, torch.float32)
     plain_c = compiled.generate(prompts)  # compiles before any edit exists
+    graphs = counters["stats"]["unique_graphs"]
     edited_c = compiled.generate(prompts, edits=edits)
+    assert counters["stats"]["unique_graphs"] == graphs  # one graph for the batch size, edits or not
     plain_e, edited_e = eager.generate(prompts), eager.generate(prompts, edits=edits)
     effect = (edited_e - plain_e).abs().amax(dim=1)
     assert (effect[[0, 2, 3]] > 1e-2).all() and effect[1] == 0  # the edits matter, the unedited prompt is alone
@@ -76,8 +79,9 @@ def test_hooks_registered_after_compiling_are_skipped_silently():
     that had none when the decoder compiled leaves the compiled output unchanged, without any error."""
     loaded = load_musicgen("tiny", dtype=torch.float32)
     decoder, config = loaded.model.decoder, loaded.model.decoder.config
+    states = torch.randn(2, 5, config.hidden_size, generator=torch.Generator().manual_seed(0))
     inputs = dict(input_ids=torch.full((2 * config.num_codebooks, 3), config.bos_token_id),
-                  encoder_hidden_states=torch.randn(2, 5, config.hidden_size, generator=torch.Generator().manual_seed(0)))
+                  encoder_hidden_states=states)
     shift = torch.randn(config.hidden_size, generator=torch.Generator().manual_seed(1))  # not constant: LayerNorm
     step = torch.compile(decoder, backend="eager", dynamic=False)
     plain = step(**inputs).logits
@@ -118,8 +122,6 @@ def test_compiled_rows_are_stored_apart_from_eager_ones(tmp_path):
 def test_the_compiled_step_is_one_graph_without_breaks(prompts, monkeypatch):
     """The position table's resize branch (an ``if`` on the static cache's length) would split the step into
     graphs; read presized, the step is one graph. Checked with dynamo's eager backend (same tracing, no inductor)."""
-    from torch._dynamo.utils import counters
-
     from mgbench.model import decode
 
     real_compile = torch.compile

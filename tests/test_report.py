@@ -13,9 +13,9 @@ from matplotlib.image import imread
 from mgbench.experiments.pipeline import write_tables
 from mgbench.report.diff import diff_results
 from mgbench.report.listening import pick_examples
-from mgbench.stats.intervals import FEW_PROMPTS
 from mgbench.report.render import build_report
 from mgbench.report.results import load_results
+from mgbench.stats.intervals import FEW_PROMPTS
 
 EXPECTATIONS = Path(__file__).resolve().parents[1] / "expectations"
 CONCEPTS = {"guitar": "instrument", "piano": "instrument", "jazz": "genre", "edm": "genre"}

@@ -85,7 +85,8 @@ def _edit_hook(rows: torch.Tensor, values: torch.Tensor, add: torch.Tensor, batc
     return hook
 
 
-def edit_rows(edits: "Sequence[RowEdit | None]", guided: bool = True) -> "dict[Site, list[tuple[int, torch.Tensor, bool]]]":
+def edit_rows(edits: "Sequence[RowEdit | None]",
+              guided: bool = True) -> "dict[Site, list[tuple[int, torch.Tensor, bool]]]":
     """``edits[b]`` (``None``: leave prompt ``b`` alone) as ``(decoder row, vector, adds)`` per site.
 
     With ``guided`` the decoder batch is doubled for classifier-free guidance and an edit's ``uncond``

@@ -17,6 +17,7 @@ import torch
 
 from .decode import decode_audio, encode_text, new_cache
 from .hooks import REPLACE, RowEdit, edit_hooks, installed
+from .loading import LoadedMusicgen
 from .runner import MusicgenRunner
 from .sites import PAPER_COMPONENTS, all_sites
 
@@ -52,6 +53,16 @@ def _decoder_steps_ms(runner: MusicgenRunner, states: torch.Tensor, mask: torch.
         return timed_ms(step, states.device, steps)
 
 
+def spread_edits(loaded: LoadedMusicgen, prompts: int, guided: bool = True, seed: int = 0) -> list[RowEdit]:
+    """One random ``replace`` edit per prompt (both halves when ``guided``), the sites spread over the decoder's
+    layers and components: a sweep batch's worth of hook work."""
+    sites = all_sites(loaded.num_layers, PAPER_COMPONENTS)
+    hidden, gen = loaded.model.decoder.config.hidden_size, torch.Generator().manual_seed(seed)
+    vector = lambda: torch.randn(hidden, generator=gen)  # noqa: E731
+    return [RowEdit(sites[i * len(sites) // prompts % len(sites)], REPLACE, vector(), vector() if guided else None)
+            for i in range(prompts)]
+
+
 @torch.no_grad()
 def step_split(runner: MusicgenRunner, prompts: Sequence[str], classifier=None, steps: int = 8) -> dict[str, float]:
     """Milliseconds of each part of generating ``prompts`` with ``runner`` (eager): ``decoder_ms`` and
@@ -63,10 +74,7 @@ def step_split(runner: MusicgenRunner, prompts: Sequence[str], classifier=None, 
     states, mask = encode_text(loaded.model, inputs["input_ids"], inputs["attention_mask"], runner.guided)
     states = states.to(next(loaded.model.decoder.parameters()).dtype)
     plain = _decoder_steps_ms(runner, states, mask, steps, [])
-    sites = all_sites(loaded.num_layers, PAPER_COMPONENTS)
-    hidden = loaded.model.decoder.config.hidden_size
-    edits = [RowEdit(sites[i % len(sites)], REPLACE, torch.randn(hidden), torch.randn(hidden) if runner.guided
-                     else None) for i in range(len(prompts))]
+    edits = spread_edits(loaded, len(prompts), runner.guided)
     edited = _decoder_steps_ms(runner, states, mask, steps,
                                edit_hooks(loaded.decoder_layers, edits, guided=runner.guided))
     rows = len(prompts) * loaded.num_codebooks
@@ -85,5 +93,6 @@ def step_split(runner: MusicgenRunner, prompts: Sequence[str], classifier=None, 
                  codec_ms=timed_ms(lambda: decode_audio(loaded.model, codes), device, 2) / len(prompts))
     if classifier is not None:
         audio = decode_audio(loaded.model, codes)[:, 0]
-        split["classifier_ms"] = timed_ms(lambda: classifier.logits(audio, loaded.sample_rate), device, 2) / len(prompts)
+        classify = lambda: classifier.logits(audio, loaded.sample_rate)  # noqa: E731
+        split["classifier_ms"] = timed_ms(classify, device, 2) / len(prompts)
     return split

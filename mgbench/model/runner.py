@@ -137,7 +137,9 @@ class MusicgenRunner(RunnerBase):
         compiled = self.slots is not None and capture is None and not cut
         inputs = loaded.processor(text=list(prompts), padding=True, return_tensors="pt").to(loaded.device)
         decoder = loaded.model.decoder.model.decoder
-        slotted = self.slots.applied(edits, self.guided) if compiled and edits is not None else contextlib.nullcontext()
+        # compiled, plain and edited batches of one size share one graph: the slots are sized for every batch
+        slotted = (self.slots.applied(edits or [None] * len(prompts), self.guided) if compiled
+                   else contextlib.nullcontext())
         hooks, pre_hooks = self.site_hooks(loaded.decoder_layers, None if compiled else edits, capture), []
         if capture is not None and self.engine == "generate":  # it runs frame 0 twice: count it once
             pre_hooks.append(capture.restart_hook(decoder))

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from .hooks import RowEdit, _output_tensor, edit_rows, persistent
-from .sites import COMPONENT_MODULES, Site, all_sites, site_module
+from .sites import COMPONENT_MODULES, all_sites, site_module
 
 #: the layers' attribute that holds their slots
 SLOTS_ATTRIBUTE = "_mgbench_edit_slots"
@@ -35,7 +35,7 @@ class EditSlots:
         self.modules = [site_module(layers, site, components) for site in self.sites]
         self.index = {site: i for i, site in enumerate(self.sites)}
         weight = next(layers.parameters())
-        self.device, self.dtype = weight.device, weight.dtype
+        self.device, self.dtype, self.hidden = weight.device, weight.dtype, layers[0].embed_dim
         self.rows = 0  # the decoder batch the slots are sized for (0: none yet)
         self.mask = self.add = self.values = torch.empty(0)
         self.handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(self.modules)]
@@ -50,34 +50,35 @@ class EditSlots:
 
         return persistent(hook)
 
-    def _size(self, rows: int, hidden: int) -> None:
-        """(Re)allocate the slots for a decoder batch of ``rows``; allocation only when the shape changes."""
-        if self.rows == rows and self.values.shape[-1] == hidden:
+    def _size(self, rows: int) -> None:
+        """(Re)allocate the slots for a decoder batch of ``rows``, only when that changes (a compiled step's graph
+        holds the slots' addresses: same batch, same graph, edits or not)."""
+        if self.rows == rows:
             return
         n, kw = len(self.sites), dict(device=self.device)
         self.mask = torch.zeros(n, rows, 1, 1, dtype=torch.bool, **kw)
         self.add = torch.zeros(n, rows, 1, 1, dtype=torch.bool, **kw)
-        self.values = torch.zeros(n, rows, 1, hidden, dtype=self.dtype, **kw)
+        self.values = torch.zeros(n, rows, 1, self.hidden, dtype=self.dtype, **kw)
         self.rows = rows
 
     @contextlib.contextmanager
     def applied(self, edits: "Sequence[RowEdit | None]", guided: bool = True) -> Iterator[None]:
-        """Write ``edits`` (one per prompt, as ``hooks.edit_hooks`` takes them) into the slots for the block, in
-        place, once for the whole batch; clear them afterwards, also when the block raises."""
+        """Write ``edits`` (one per prompt, as ``hooks.edit_hooks`` takes them; all ``None`` for a plain batch) into
+        the slots for the block, in place, once for the whole batch; clear them afterwards, also when the block
+        raises."""
         by_site = edit_rows(edits, guided)
         missing = [str(site) for site in by_site if site not in self.index]
         if missing:
             raise ValueError(f"no edit slot at {', '.join(missing)}; slots exist for layers 0..{self.sites[-1].layer} "
                              f"and components {', '.join(sorted({s.component for s in self.sites}))}")
-        if by_site:
-            hidden = next(iter(by_site.values()))[0][1].shape[-1]
-            self._size(2 * len(edits) if guided else len(edits), hidden)
+        self._size(2 * len(edits) if guided else len(edits))
         try:
             for site, items in by_site.items():
                 i = self.index[site]
                 rows = torch.tensor([r for r, _, _ in items], device=self.device)
                 self.mask[i].index_fill_(0, rows, True)
-                self.add[i].index_copy_(0, rows, torch.tensor([a for _, _, a in items], device=self.device)[:, None, None])
+                adds = torch.tensor([a for _, _, a in items], device=self.device)
+                self.add[i].index_copy_(0, rows, adds[:, None, None])
                 vectors = torch.stack([v for _, v, _ in items]).to(device=self.device, dtype=self.dtype)
                 self.values[i].index_copy_(0, rows, vectors[:, None, :])
             yield

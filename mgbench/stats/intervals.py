@@ -17,7 +17,6 @@ from scipy import stats
 
 from ..errors import ConfigError
 
-
 #: The bootstrap's own weakness at few prompts: how often ``mean_interval``'s 95% interval held the true mean of
 #: normal data, by prompts (2,000 samples each, 999 resamples; tests/test_stats.py checks it). Below
 #: ``FEW_PROMPTS`` the intervals are too narrow and the report says so.
