@@ -61,8 +61,8 @@ def _sync(device: str) -> None:
 class Bench:
     """Models loaded once per (name, dtype), rows written to ``out`` as they come, a time budget."""
 
-    def __init__(self, device: str, out: Path, budget_s: float, seconds: float):
-        self.device, self.out, self.budget_s = device, out, budget_s
+    def __init__(self, device: str, out: Path, work: Path, budget_s: float, seconds: float):
+        self.device, self.out, self.work, self.budget_s = device, out, work, budget_s
         self.settings = GenerationSettings(seconds=seconds)
         self.begin, self.rows, self.models, self.audio = time.perf_counter(), [], {}, {}
 
@@ -156,12 +156,12 @@ def toy_effects(device: str, dtype: str, compile_mode: "str | None", cache: Path
 
 def toy_agreement(bench: Bench) -> None:
     """Each ``TOY_RUNS`` configuration's per-site effects against the CPU's float32."""
-    reference = toy_effects("cpu", "float32", None, bench.out / "toy-cache")
+    reference = toy_effects("cpu", "float32", None, bench.work / "toy-cache")
     for device, dtype, compile_mode in TOY_RUNS if bench.device.startswith("cuda") else [("cpu", "float64", None)]:
         if not bench.left():
             break
         start = time.perf_counter()
-        effects = toy_effects(device, dtype, compile_mode, bench.out / "toy-cache")
+        effects = toy_effects(device, dtype, compile_mode, bench.work / "toy-cache")
         planted = effects.xs(PLANTED, level=["component", "layer"])
         bench.write(part="toy_effects", model="toy", dtype=dtype, mode=compile_mode or "eager", device=device,
                     effect_corr_vs_cpu32=float(effects.corr(reference)),
@@ -174,13 +174,14 @@ def toy_agreement(bench: Bench) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda")
-    p.add_argument("--out", default="results/gpu-check")
+    p.add_argument("--out", default="results/gpu-check", help="the CSV's folder")
+    p.add_argument("--work", default="results/gpu-check/work", help="a folder for caches (not brought back)")
     p.add_argument("--seconds", type=float, default=1.0, help="clip length of the throughput runs")
     p.add_argument("--budget-s", type=float, default=270, help="start nothing after this many seconds")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    bench = Bench(args.device, out, args.budget_s, args.seconds)
+    bench = Bench(args.device, out, Path(args.work), args.budget_s, args.seconds)
     cuda = args.device.startswith("cuda")
     bench.write(part="machine", device=torch.cuda.get_device_name() if cuda else "cpu", torch=torch.__version__,
                 transformers=__import__("transformers").__version__)
