@@ -1,0 +1,142 @@
+"""Issue 15: sharded and concurrent runs on one store give the single process's tables, each row once."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from mgbench.experiments.resume import fill_table
+from mgbench.experiments.shards import Shard
+from mgbench.experiments.store import ResultStore
+
+#: a tiny sweep with every experiment: 3 concepts (6 ordered pairs), 2 layers, 2 prompts
+SWEEP = ["run", "--model", "tiny", "--concepts", "guitar,jazz,piano", "--layers", "1,3", "--components", "mlp",
+         "--prompts", "2", "--seconds", "0.3", "--batch-size", "2", "--listen", "0", "--no-report"]
+TABLES = ("decoderlens", "similarity", "interventions", "ceiling")
+IDS = {"decoderlens": ["concept", "layer", "prompt_id"], "similarity": ["concept", "layer_i", "layer_j"],
+       "interventions": ["technique", "original", "desired", "layer", "component", "prompt_id"],
+       "ceiling": ["original", "desired", "prompt_id"]}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """One home for the module: the tiny models are built once."""
+    return tmp_path_factory.mktemp("home")
+
+
+def mgbench(home, *args: str) -> subprocess.Popen:
+    """``mgbench`` in a subprocess of its own (one core)."""
+    env = {**os.environ, "MGBENCH_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "mgbench.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(*runs: subprocess.Popen) -> None:
+    for run in runs:
+        out, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err
+
+
+def tables(out) -> dict[str, pd.DataFrame]:
+    """A results folder's tables, rows in id order."""
+    return {name: pd.read_parquet(out / f"{name}.parquet").sort_values(IDS[name]).reset_index(drop=True)
+            for name in TABLES}
+
+
+def store_files(cache) -> dict:
+    """Every file of a cache with its inode and modification time: a rewrite changes them."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(cache.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def one_process(home, tmp_path_factory):
+    """The reference: the sweep's tables from one plain process."""
+    tmp = tmp_path_factory.mktemp("one")
+    finish(mgbench(home, *SWEEP, "--cache", str(tmp / "cache"), "--out", str(tmp / "out")))
+    reference = tables(tmp / "out")
+    assert {name: len(t) for name, t in reference.items()} == {  # 3 concepts, 2 layers, 2 prompts, 6 pairs
+        "decoderlens": 3 * 2 * 2, "similarity": 3 * 4 * 4, "interventions": 2 * 6 * 2 * 2, "ceiling": 6 * 2}
+    return reference
+
+
+def assert_same_tables(out, reference) -> None:
+    for name, table in tables(out).items():
+        assert not table.duplicated(IDS[name]).any(), name
+        pd.testing.assert_frame_equal(table, reference[name], check_exact=True, obj=name)
+
+
+def test_three_concurrent_shards_then_a_plain_run_give_the_one_process_tables(home, one_process, tmp_path):
+    cache = str(tmp_path / "cache")
+    finish(*[mgbench(home, *SWEEP, "--cache", cache, "--shard", f"{i}/3") for i in (1, 2, 3)])
+    assert not (tmp_path / "out").exists()  # a shard writes no tables
+    stored = store_files(tmp_path / "cache")
+    finish(mgbench(home, *SWEEP, "--cache", cache, "--out", str(tmp_path / "out")))
+    assert store_files(tmp_path / "cache") == stored  # the plain run computed (and wrote) nothing new
+    assert_same_tables(tmp_path / "out", one_process)
+
+
+def test_a_missing_shard_is_seen_the_plain_run_computes_its_rows(home, one_process, tmp_path):
+    """The check above on purpose broken: with shard 2/2 never run, the plain run has work left (and does it)."""
+    cache = str(tmp_path / "cache")
+    finish(mgbench(home, *SWEEP, "--cache", cache, "--shard", "1/2"))
+    stored = store_files(tmp_path / "cache")
+    finish(mgbench(home, *SWEEP, "--cache", cache, "--out", str(tmp_path / "out")))
+    assert store_files(tmp_path / "cache") != stored
+    assert_same_tables(tmp_path / "out", one_process)
+
+
+def test_a_shard_killed_midway_and_restarted(home, one_process, tmp_path):
+    cache = tmp_path / "cache"
+    victim = mgbench(home, *SWEEP, "--cache", str(cache), "--shard", "2/3")
+    deadline = time.monotonic() + 300
+    while not list(cache.glob("*/decoderlens/*.parquet")):  # its first stored batch: mid-way through its work
+        assert victim.poll() is None and time.monotonic() < deadline, victim.communicate()[1]
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+    assert victim.returncode == -signal.SIGKILL
+    assert not list(cache.glob("*/ceiling/*.parquet"))  # it died before its last table
+    finish(*[mgbench(home, *SWEEP, "--cache", str(cache), "--shard", f"{i}/3") for i in (1, 2, 3)])  # 2 restarted
+    stored = store_files(cache)
+    finish(mgbench(home, *SWEEP, "--cache", str(cache), "--out", str(tmp_path / "out")))
+    assert store_files(cache) == stored
+    assert_same_tables(tmp_path / "out", one_process)
+
+
+def test_two_plain_runs_at_once_end_with_identical_duplicate_free_tables(home, one_process, tmp_path):
+    cache = str(tmp_path / "cache")
+    finish(*[mgbench(home, *SWEEP, "--cache", cache, "--out", str(tmp_path / name)) for name in ("a", "b")])
+    assert_same_tables(tmp_path / "a", one_process)
+    assert_same_tables(tmp_path / "b", one_process)
+
+
+def test_rows_stored_twice_are_read_once(tmp_path):
+    """Two writers that computed the same rows (in other batches, so in other files) leave both files; the table
+    holds each row once."""
+    store = ResultStore(tmp_path, {"k": 1})
+    wanted = pd.DataFrame({"prompt_id": range(6)})
+    rows = wanted.assign(value=wanted.prompt_id * 0.5)
+    store.add_rows("t", rows.iloc[0:4])
+    store.add_rows("t", rows.iloc[2:6])  # rows 2 and 3 again, in a file of other bytes
+    assert len(store.read("t")) == 8  # the duplicates are really there
+    table = fill_table(store, "t", wanted, ["prompt_id"], compute=pytest.fail, batches=lambda m: [m], desc="t")
+    pd.testing.assert_frame_equal(table.sort_values("prompt_id").reset_index(drop=True), rows)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7])
+def test_shards_split_every_grid_and_concept_list_exactly(count):
+    grid = pd.DataFrame({"row": range(20)})
+    concepts = [f"c{i}" for i in range(10)]
+    picked = [Shard(i, count).pick(grid).row.tolist() for i in range(1, count + 1)]
+    assert sorted(sum(picked, [])) == list(range(20))  # each row in exactly one shard
+    assert max(map(len, picked)) - min(map(len, picked)) <= 1  # balanced
+    owned = [Shard(i, count).concepts(concepts) for i in range(1, count + 1)]
+    assert sorted(sum(owned, [])) == sorted(concepts)
+
+
+def test_shard_parse():
+    assert Shard.parse("2/3") == Shard(2, 3) and Shard.parse(" 1 / 1 ") == Shard(1, 1) and str(Shard(2, 3)) == "2/3"
