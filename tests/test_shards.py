@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -140,3 +141,49 @@ def test_shards_split_every_grid_and_concept_list_exactly(count):
 
 def test_shard_parse():
     assert Shard.parse("2/3") == Shard(2, 3) and Shard.parse(" 1 / 1 ") == Shard(1, 1) and str(Shard(2, 3)) == "2/3"
+
+
+def test_two_ray_workers_give_the_one_process_tables(home, one_process, tmp_path):
+    pytest.importorskip("ray", reason='Ray is an optional extra: pip install -e ".[ray]"')
+    finish(mgbench(home, *SWEEP, "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--workers", "2"))
+    assert_same_tables(tmp_path / "out", one_process)
+
+
+def _ray_shard_tasks() -> list[int]:
+    """Processes of Ray workers running a shard (Ray titles them ``ray::<task>``)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes().startswith(b"ray::_run_shard_task"):
+                pids.append(int(cmdline.parent.name))
+        except OSError:  # ended meanwhile
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc")
+def test_a_ray_worker_killed_midway_is_retried_by_ray(home, one_process, tmp_path):
+    pytest.importorskip("ray", reason='Ray is an optional extra: pip install -e ".[ray]"')
+    cache = tmp_path / "cache"
+    run = mgbench(home, *SWEEP, "--cache", str(cache), "--out", str(tmp_path / "out"), "--workers", "2")
+    deadline = time.monotonic() + 300
+    while not (list(cache.glob("*/decoderlens/*.parquet")) and (tasks := _ray_shard_tasks())):
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()[1]
+        time.sleep(0.05)
+    assert not list(cache.glob("*/ceiling/*.parquet"))  # mid-way
+    os.kill(tasks[0], signal.SIGKILL)
+    finish(run)
+    assert_same_tables(tmp_path / "out", one_process)
+
+
+def test_workers_without_ray_is_one_line_saying_how_to_install_it(tmp_path, monkeypatch, capsys):
+    from mgbench.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    monkeypatch.setenv("MGBENCH_HOME", str(tmp_path / "home"))
+    argv = ["run", "--experiments", "decoderlens", "--concepts", "guitar", "--layers", "0", "--prompts", "1",
+            "--seconds", "0.2", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--workers", "2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mgbench: error: --workers runs the shards on Ray")
+    assert 'pip install -e ".[ray]"' in err and not (tmp_path / "out").exists()

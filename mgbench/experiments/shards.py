@@ -65,16 +65,18 @@ def pass_concepts(session: Session, selection: Selection) -> list[str]:
     return [] if only_lens else selected_concepts(session, selection)
 
 
-def missing_work(session: Session, selection: Selection, shard: "Shard | None" = None) -> dict[str, int]:
+def missing_work(session: Session, selection: Selection, shard: "Shard | None" = None,
+                 clips: bool = True) -> dict[str, int]:
     """Clips still to generate, per experiment and ``baselines`` (concept passes), for ``shard`` (None: all).
 
-    DecoderLens rows of the last layer reuse the baseline clips and count for nothing.
+    DecoderLens rows of the last layer reuse the baseline clips and count for nothing; with ``clips=False`` they
+    count as the rows they are (then the numbers are rows still to store, and prompts of passes still to store).
     """
     pick = shard.pick if shard else (lambda grid: grid)
     work = {}
     for name, grid in selection_grids(session, selection).items():
         wanted = pick(grid)
-        if name == "decoderlens":
+        if name == "decoderlens" and clips:
             wanted = wanted[wanted.layer != session.musicgen.num_layers - 1]
         ids = list(grid.columns)
         work[name] = len(missing_rows(session.store, name, wanted, ids)) if len(wanted) else 0
