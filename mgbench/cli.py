@@ -238,7 +238,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .experiments.planning import make_plan, paper_generations, scaled_rate
 
     session, selection = _run_setup(args)
-    plan = make_plan(session, selection)
+    plan = make_plan(session, selection, args.workers)
     print(f"model {args.model} on {args.device} through {args.backend}, batch size {session.batch_size}, "
           f"{session.config.prompts} prompts, {session.config.generation.seconds:g} s clips")
     for name, count in plan.generations.items():
@@ -246,6 +246,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     hours = plan.seconds / 3600
     print(f"  total          {plan.total:>10,d} clips at {plan.clips_per_s:.1f} clips/s (calibrated here): "
           f"{hours:.2f} h")
+    if args.workers > 1:
+        print(f"  on {args.workers} workers (one device each, `run --workers {args.workers}` or --shard I/"
+              f"{args.workers}): {plan.worker_seconds / 3600:.2f} h, the busiest worker's {max(plan.worker_clips):,d} "
+              "clips (plus loading the model once per worker)")
     print(f"  disk: {(plan.tensor_bytes + plan.row_bytes) / 2**20:.1f} MiB "
           f"(means {plan.tensor_bytes / 2**20:.1f} MiB, result rows {plan.row_bytes / 2**20:.1f} MiB)")
     print(f"  resolvable effect difference: {plan.resolvable:.3f} with {plan.prompts} prompts per concept (paired "

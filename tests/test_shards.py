@@ -1,6 +1,7 @@
 """Issue 15: sharded and concurrent runs on one store give the single process's tables, each row once."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -187,3 +188,29 @@ def test_workers_without_ray_is_one_line_saying_how_to_install_it(tmp_path, monk
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("mgbench: error: --workers runs the shards on Ray")
     assert 'pip install -e ".[ray]"' in err and not (tmp_path / "out").exists()
+
+
+def test_plan_for_workers_counts_each_shards_missing_clips(home, tmp_path, monkeypatch, capsys):
+    from mgbench.cli import main
+    from mgbench.experiments.pipeline import Selection
+    from mgbench.experiments.session import RunConfig, Session
+    from mgbench.experiments.shards import missing_work, run_shard
+    from mgbench.model.runner import GenerationSettings
+
+    monkeypatch.setenv("MGBENCH_HOME", str(home))
+    assert main(["plan", *SWEEP[1:-3], "--cache", str(tmp_path / "plan"), "--workers", "3"]) == 0
+    out = capsys.readouterr().out
+    total = int(re.search(r"total +([\d,]+) clips", out)[1].replace(",", ""))
+    busiest = int(re.search(r"on 3 workers .*: [\d.]+ h, the busiest worker's ([\d,]+) clips", out)[1])
+
+    session = Session(RunConfig(model="tiny", prompts=2, batch_size=2, generation=GenerationSettings(seconds=0.3),
+                                cache=str(tmp_path / "cache")))
+    selection = Selection(concepts=("guitar", "jazz", "piano"), components=("mlp",), layers=(1, 3))
+    clips = lambda: [sum(missing_work(session, selection, Shard(i, 3)).values()) for i in (1, 2, 3)]  # noqa: E731
+    before = clips()
+    # 3 concepts: 6 decoderlens clips (layer 3 reuses the baselines), 48 interventions, 12 ceiling, 6 baselines
+    assert sum(before) == total == 6 + 48 + 12 + 6 and max(before) == busiest
+    run_shard(session, selection, Shard(2, 3))
+    after = clips()
+    assert after[1] == 0  # shard 2 is done; the others lose at most the passes shard 2 computed for them
+    assert before[0] + before[2] - 2 * 2 <= after[0] + after[2] <= before[0] + before[2]
