@@ -193,9 +193,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.shard is not None:
         from .experiments.shards import run_shard
 
-        rows = run_shard(session, selection, args.shard)
-        print(f"shard {args.shard}: {', '.join(f'{n} {name} rows' for name, n in rows.items()) or 'no rows'} stored "
-              f"in {session.store.dir}; when every shard is done, the same command without --shard writes the tables")
+        print(f"shard {args.shard}: {run_shard(session, selection, args.shard)} (in {session.store.dir}); when every "
+              "shard is done, the same command without --shard writes the tables")
         return 0
     if args.workers > 1:
         from .experiments.workers import run_workers

@@ -37,10 +37,20 @@ def mgbench(home, *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def finish(*runs: subprocess.Popen) -> None:
+def finish(*runs: subprocess.Popen) -> list[str]:
+    """Wait for ``runs`` to succeed; their outputs."""
+    outs = []
     for run in runs:
         out, err = run.communicate(timeout=600)
         assert run.returncode == 0, err
+        outs.append(out)
+    return outs
+
+
+def computed_passes(outs: list[str]) -> list[str]:
+    """The concept passes that shards said they computed."""
+    return sorted(name for out in outs for listed in re.findall(r"computed the concept passes of ([^;]+);", out)
+                  for name in listed.split(", ") if name != "none")
 
 
 def tables(out) -> dict[str, pd.DataFrame]:
@@ -73,7 +83,8 @@ def assert_same_tables(out, reference) -> None:
 
 def test_three_concurrent_shards_then_a_plain_run_give_the_one_process_tables(home, one_process, tmp_path):
     cache = str(tmp_path / "cache")
-    finish(*[mgbench(home, *SWEEP, "--cache", cache, "--shard", f"{i}/3") for i in (1, 2, 3)])
+    outs = finish(*[mgbench(home, *SWEEP, "--cache", cache, "--shard", f"{i}/3") for i in (1, 2, 3)])
+    assert computed_passes(outs) == ["guitar", "jazz", "piano"]  # each concept pass computed once, by one shard
     assert not (tmp_path / "out").exists()  # a shard writes no tables
     stored = store_files(tmp_path / "cache")
     finish(mgbench(home, *SWEEP, "--cache", cache, "--out", str(tmp_path / "out")))
@@ -214,3 +225,52 @@ def test_plan_for_workers_counts_each_shards_missing_clips(home, tmp_path, monke
     after = clips()
     assert after[1] == 0  # shard 2 is done; the others lose at most the passes shard 2 computed for them
     assert before[0] + before[2] - 2 * 2 <= after[0] + after[2] <= before[0] + before[2]
+
+
+@pytest.fixture
+def session(home, tmp_path, monkeypatch):
+    from mgbench.experiments.session import RunConfig, Session
+    from mgbench.model.runner import GenerationSettings
+
+    monkeypatch.setenv("MGBENCH_HOME", str(home))
+    return Session(RunConfig(model="tiny", prompts=1, generation=GenerationSettings(seconds=0.3),
+                             cache=str(tmp_path / "cache")))
+
+
+@pytest.mark.parametrize("heartbeat_s, waiter_computes", [(0.05, False), (60.0, True)],
+                         ids=["renewed-claim-waited-for", "unrenewed-claim-taken-over"])
+def test_a_live_claim_on_a_pass_is_waited_for_not_computed_again(session, monkeypatch, heartbeat_s, waiter_computes):
+    """One thread holds the claim for a slow pass (1 s); another needs the pass. While the holder renews its claim the
+    other waits and computes nothing; a claim left unrenewed (the holder's heartbeat broken on purpose) goes stale
+    after 0.3 s and is taken over."""
+    import threading
+
+    from mgbench.experiments import shards
+
+    monkeypatch.setattr(shards, "HEARTBEAT_S", heartbeat_s)
+    monkeypatch.setattr(shards, "STALE_S", 0.3)
+    compute = session.concept_pass
+    monkeypatch.setattr(session, "concept_pass", lambda concept: time.sleep(1.0) or compute(concept))
+    results = {}
+    holder = threading.Thread(target=lambda: results.setdefault("holder", shards.ensure_pass(session, "guitar")))
+    holder.start()
+    claim = session.store.dir / "claims" / "pass-guitar"
+    while not claim.exists():
+        time.sleep(0.001)
+    results["waiter"] = shards.ensure_pass(session, "guitar", poll_s=0.01)
+    holder.join()
+    assert results == {"holder": True, "waiter": waiter_computes}
+    assert session.store.tensor_path("pass-guitar").exists() and not claim.exists()
+
+
+def test_a_dead_shards_claim_is_taken_over(session, monkeypatch):
+    from mgbench.experiments import shards
+
+    monkeypatch.setattr(shards, "STALE_S", 0.3)
+    claim = session.store.dir / "claims" / "pass-jazz"
+    claim.parent.mkdir(parents=True)
+    claim.touch()  # left by a shard that was killed while computing the pass: never renewed
+    start = time.monotonic()
+    assert shards.ensure_pass(session, "jazz", poll_s=0.01) is True  # computed here, after the claim went stale
+    assert time.monotonic() - start > 0.3 and session.store.tensor_path("pass-jazz").exists() and not claim.exists()
+    assert shards.ensure_pass(session, "jazz") is False  # stored: nothing to do

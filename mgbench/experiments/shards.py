@@ -6,17 +6,26 @@ owns the grid rows at positions ``I-1, I-1+N, I-1+2N, ...`` of every grid and th
 of the selection's concept list. The assignment depends only on the selection, never on what is stored yet, so
 shards may run in any order, concurrently, killed and restarted: each computes only its own missing rows.
 
-A shard computes its own concept passes first. Rows that need another shard's pass read it from the store, or,
-when that shard has not stored it yet, compute it too: a pass is a deterministic function of the session, and
-stores are written atomically (same name, whole files), so a pass computed twice is stored whole, never torn.
-Rows computed twice (two unsharded runs at once) are stored twice and read once: ``resume.fill_table`` keeps one
-row per row id.
+A shard makes sure of its own concepts' passes first, then of the others its rows need, then computes its rows.
+A pass is computed under a claim (``claims/pass-<concept>`` in the store, created exclusively, its modification
+time renewed every ``HEARTBEAT_S`` while the pass is computed): a shard that finds another's live claim waits for
+the pass instead of computing it again, so each pass is computed once across the shards. A claim whose time has
+not moved for ``STALE_S`` is a dead shard's (killed, node lost) and is taken over. (Two shards taking over one
+stale claim at the same moment may both compute the pass: harmless, as stores are written atomically and a pass
+is a deterministic function of the session.) Rows computed twice (two unsharded runs at once) are stored twice
+and read once: ``resume.fill_table`` keeps one row per row id.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -26,6 +35,9 @@ from .resume import missing_rows
 from .session import Session
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+#: seconds between renewals of a live claim, and without renewal after which a claim is a dead shard's
+HEARTBEAT_S = 2.0
+STALE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -87,13 +99,82 @@ def missing_work(session: Session, selection: Selection, shard: "Shard | None" =
     return work
 
 
-def run_shard(session: Session, selection: Selection, shard: Shard) -> dict[str, int]:
-    """Compute (or find stored) this shard's concept passes and rows; return its rows per table."""
+@dataclass
+class ShardResult:
+    """What one shard did: the concept passes it computed, and its rows per table (computed or found stored)."""
+
+    passes: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        rows = ", ".join(f"{n} {name} rows" for name, n in self.rows.items()) or "no rows"
+        return f"computed the concept passes of {', '.join(self.passes) or 'none'}; {rows}"
+
+
+def run_shard(session: Session, selection: Selection, shard: Shard) -> ShardResult:
+    """Make sure of the concept passes (this shard's own first) and compute this shard's missing rows."""
     selection.validate(session)
-    for name in shard.concepts(pass_concepts(session, selection)):
-        session.concept_pass(session.concepts.get(name))
-    rows = {}
+    concepts = pass_concepts(session, selection)
+    own = shard.concepts(concepts)
+    result = ShardResult()
+    for name in own + [c for c in concepts if c not in own]:
+        if ensure_pass(session, name):
+            result.passes.append(name)
     for name, grid in selection_grids(session, selection).items():
         wanted = shard.pick(grid)
-        rows[name] = len(ROW_TABLES[name](session, wanted)) if len(wanted) else 0
-    return rows
+        result.rows[name] = len(ROW_TABLES[name](session, wanted)) if len(wanted) else 0
+    return result
+
+
+def ensure_pass(session: Session, concept: str, poll_s: float = 0.2) -> bool:
+    """Make sure that ``concept``'s pass is stored: compute it under a claim, or wait while another process's live
+    claim holds it. True when this process computed it."""
+    stored, claim = session.store.tensor_path(f"pass-{concept}"), session.store.dir / "claims" / f"pass-{concept}"
+    claim.parent.mkdir(parents=True, exist_ok=True)
+    seen, since = None, time.monotonic()
+    while not stored.exists():
+        try:
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:  # another process computes it, or died doing so
+            stamp = _mtime(claim)
+            if stamp != seen:
+                seen, since = stamp, time.monotonic()
+            elif time.monotonic() - since > STALE_S:
+                claim.unlink(missing_ok=True)  # its holder stopped renewing it: take it over
+            time.sleep(poll_s)
+            continue
+        with _renewed(claim):
+            if stored.exists():  # stored between our look and our claim
+                return False
+            session.concept_pass(session.concepts.get(concept))
+            return True
+    return False
+
+
+def _mtime(path: Path) -> "int | None":
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+@contextmanager
+def _renewed(claim: Path) -> Iterator[None]:
+    """Hold ``claim``: renew its modification time every ``HEARTBEAT_S`` from a thread, remove it at the end."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(HEARTBEAT_S):
+            try:
+                os.utime(claim)
+            except FileNotFoundError:
+                return
+
+    thread = threading.Thread(target=renew, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        claim.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, MgbenchError
 from .pipeline import Selection, selection_grids
 from .session import RunConfig, Session
-from .shards import Shard, missing_work, run_shard
+from .shards import Shard, ShardResult, missing_work, run_shard
 
 #: how often Ray runs a shard again after its worker process died (killed, out of memory, node lost)
 MAX_RETRIES = 3
@@ -37,7 +37,7 @@ def import_ray():
     return ray
 
 
-def _run_shard_task(config: RunConfig, selection: Selection, shard: Shard) -> dict[str, int]:
+def _run_shard_task(config: RunConfig, selection: Selection, shard: Shard) -> ShardResult:
     """What a Ray worker runs: one shard in a session of its own."""
     return run_shard(Session(config), selection, shard)
 
