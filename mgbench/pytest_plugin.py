@@ -256,8 +256,7 @@ class BenchState:
         """With --no-compute: what the stored tables lack of the case's rows (None: nothing)."""
         if not self.no_compute:
             return None
-        sizes = [s for s in self.needs if s == case.size or case.claim == CROSS_SIZE_CLAIM]
-        ids = {s: self.stored[s][0] for s in sizes if not self.unavailable(s)}
+        ids = {s: self.stored[s][0] for s in self.needs if not self.unavailable(s)}
         return missing_rows(case, ids, {s: self.settings(s)["prompts"] for s in self.needs}, self.concepts)
 
     def finish(self) -> None:

@@ -17,7 +17,7 @@ from .interventions import IDS as IV_IDS
 from .interventions import InterventionRows, intervention_grid
 from .pipeline import Selection, selected_concepts
 from .session import Session
-from .shards import Shard, missing_work, pass_concepts
+from .shards import missing_work, pass_concepts
 
 ROW_BYTES = 160  # one parquet result row, measured on tiny runs (compressed columns)
 #: The standard deviation of per-prompt intervention effects that ``mgbench plan`` assumes when the session has
@@ -66,8 +66,9 @@ def make_plan(session: Session, selection: Selection, workers: int = 1) -> Plan:
     selection.validate(session)
     concepts = selected_concepts(session, selection)
     n, layers = session.config.prompts, session.musicgen.num_layers
-    generations = missing_work(session, selection)
-    worker_clips = [sum(missing_work(session, selection, Shard(i, workers)).values()) for i in range(1, workers + 1)]
+    per_worker = missing_work(session, selection, workers)
+    generations = {name: sum(w[name] for w in per_worker) for name in per_worker[0]}
+    worker_clips = [sum(w.values()) for w in per_worker]
     passes = [c for c in pass_concepts(session, selection) if not session.store.tensor_path(f"pass-{c}").exists()]
     clips_per_s = calibrate(session, concepts[:2], min(session.batch_size, 256))
     hidden = session.musicgen.model.decoder.config.hidden_size

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from .pipeline import ROW_TABLES, Selection, selected_concepts, selection_grids
-from .resume import missing_rows
+from .resume import missing_mask
 from .session import Session
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
@@ -77,25 +77,25 @@ def pass_concepts(session: Session, selection: Selection) -> list[str]:
     return [] if only_lens else selected_concepts(session, selection)
 
 
-def missing_work(session: Session, selection: Selection, shard: "Shard | None" = None,
-                 clips: bool = True) -> dict[str, int]:
-    """Clips still to generate, per experiment and ``baselines`` (concept passes), for ``shard`` (None: all).
+def missing_work(session: Session, selection: Selection, shards: int = 1, clips: bool = True) -> list[dict[str, int]]:
+    """For each of ``shards`` shards (one: the whole selection), the clips it still has to generate, per experiment
+    and ``baselines`` (concept passes); the store is read once.
 
     DecoderLens rows of the last layer reuse the baseline clips and count for nothing; with ``clips=False`` they
     count as the rows they are (then the numbers are rows still to store, and prompts of passes still to store).
     """
-    pick = shard.pick if shard else (lambda grid: grid)
-    work = {}
+    parts = [Shard(i, shards) for i in range(1, shards + 1)]
+    work: list[dict[str, int]] = [{} for _ in parts]
     for name, grid in selection_grids(session, selection).items():
-        wanted = pick(grid)
+        missing = missing_mask(session.store, name, grid, list(grid.columns))
         if name == "decoderlens" and clips:
-            wanted = wanted[wanted.layer != session.musicgen.num_layers - 1]
-        ids = list(grid.columns)
-        work[name] = len(missing_rows(session.store, name, wanted, ids)) if len(wanted) else 0
+            missing &= grid.layer != session.musicgen.num_layers - 1
+        for shard, counts in zip(parts, work):
+            counts[name] = int(shard.pick(missing.to_frame()).iloc[:, 0].sum())
     concepts = pass_concepts(session, selection)
-    passes = shard.concepts(concepts) if shard else concepts
-    work["baselines"] = session.config.prompts * sum(
-        not session.store.tensor_path(f"pass-{c}").exists() for c in passes)
+    for shard, counts in zip(parts, work):
+        counts["baselines"] = session.config.prompts * sum(
+            not session.store.tensor_path(f"pass-{c}").exists() for c in shard.concepts(concepts))
     return work
 
 

@@ -50,7 +50,7 @@ def run_workers(session: Session, selection: Selection, workers: int, poll_s: fl
     config = replace(session.config, cache=str(store.dir.parent.resolve()),  # the workers' store is this one
                      device="cuda" if session.config.device.startswith("cuda") else session.config.device)
     tables = list(selection_grids(session, selection))
-    total = sum(missing_work(session, selection, clips=False).values())
+    total = sum(missing_work(session, selection, clips=False)[0].values())
     counted: dict[str, int] = {}
 
     def stored() -> int:  # rows and baseline clips in the store: progress, from file footers and names
