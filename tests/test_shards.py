@@ -157,8 +157,13 @@ def test_shard_parse():
 
 def test_two_ray_workers_give_the_one_process_tables(home, one_process, tmp_path):
     pytest.importorskip("ray", reason='Ray is an optional extra: pip install -e ".[ray]"')
-    finish(mgbench(home, *SWEEP, "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--workers", "2"))
+    run = mgbench(home, *SWEEP, "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--workers", "2")
+    _, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err
     assert_same_tables(tmp_path / "out", one_process)
+    # one bar for the sweep: 12 + 48 + 12 rows and 3 concept passes of 2 prompts
+    bars = {line.split(":")[0] for line in err.replace("\r", "\n").splitlines() if "%|" in line}
+    assert "sweep on 2 Ray workers: 100%|" in err and "78/78" in err and bars == {"sweep on 2 Ray workers"}
 
 
 def _ray_shard_tasks() -> list[int]:
