@@ -82,6 +82,16 @@ def device_arg(text: str) -> str:
     return text
 
 
+def shard_arg(text: str):
+    """argparse type: ``I/N``, shard I (1-based) of N (``experiments.shards.Shard``)."""
+    from .experiments.shards import Shard
+
+    try:
+        return Shard.parse(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def folder_arg(text: str) -> str:
     """argparse type: a folder that exists or can be made (no file in the way)."""
     path = Path(text)
@@ -179,7 +189,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from .experiments.pipeline import run_info, run_selection, summarize, write_tables
 
+    if args.shard is not None and args.workers > 1:
+        raise ConfigError("--shard and --workers exclude each other: give --shard I/N to run one shard here, or "
+                          "--workers N to run all N shards on Ray")
     session, selection = _run_setup(args)
+    if args.shard is not None:
+        from .experiments.shards import run_shard
+
+        print(f"shard {args.shard}: {run_shard(session, selection, args.shard)} (in {session.store.dir}); when every "
+              "shard is done, the same command without --shard writes the tables")
+        return 0
+    if args.workers > 1:
+        from .experiments.workers import run_workers
+
+        run_workers(session, selection, args.workers)
     tables = run_selection(session, selection)
     out = Path(args.out)
     info = {**run_info(session), "selection": asdict(selection)}
@@ -217,7 +240,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .experiments.planning import make_plan, paper_generations, scaled_rate
 
     session, selection = _run_setup(args)
-    plan = make_plan(session, selection)
+    plan = make_plan(session, selection, args.workers)
     print(f"model {args.model} on {args.device} through {args.backend}, batch size {session.batch_size}, "
           f"{session.config.prompts} prompts, {session.config.generation.seconds:g} s clips")
     for name, count in plan.generations.items():
@@ -225,6 +248,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     hours = plan.seconds / 3600
     print(f"  total          {plan.total:>10,d} clips at {plan.clips_per_s:.1f} clips/s (calibrated here): "
           f"{hours:.2f} h")
+    if args.workers > 1:
+        print(f"  on {args.workers} workers (one device each, `run --workers {args.workers}` or --shard I/"
+              f"{args.workers}): {plan.worker_seconds / 3600:.2f} h, the busiest worker's {max(plan.worker_clips):,d} "
+              "clips (plus loading the model once per worker)")
     print(f"  disk: {(plan.tensor_bytes + plan.row_bytes) / 2**20:.1f} MiB "
           f"(means {plan.tensor_bytes / 2**20:.1f} MiB, result rows {plan.row_bytes / 2**20:.1f} MiB)")
     print(f"  resolvable effect difference: {plan.resolvable:.3f} with {plan.prompts} prompts per concept (paired "
@@ -297,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results", type=folder_arg, help="folder for the tables and the summary")
     p.add_argument("--listen", type=int, default=3, help="prompts to pick listening examples from (0: none)")
     p.add_argument("--no-report", action="store_true", help="skip report.md / report.html")
+    p.add_argument("--shard", default=None, type=shard_arg,
+                   help="I/N: compute only shard I of N of the missing work into the cache, write no tables "
+                        "(docs/scale-out.md)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help=cmd_report.__doc__)
@@ -349,6 +379,9 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--odds", default="odds", choices=["odds", "prob"], help="eq. (1) odds or the reference's p")
     p.add_argument("--both-halves", action="store_true", help="also intervene on the unconditional CFG rows")
     p.add_argument("--cache", default=None, type=folder_arg, help="cache folder (default: $MGBENCH_HOME/cache)")
+    p.add_argument("--workers", default=1, type=positive_int,
+                   help="run: N shards as Ray tasks, one device each, then write the tables; plan: the time for N "
+                        "workers (docs/scale-out.md)")
     p.add_argument("--backend", default="transformers",
                    help="the library that runs MusicGen: transformers (the default) or audiocraft (the paper's; "
                         "README 'audiocraft' says how to install it)")

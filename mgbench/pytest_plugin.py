@@ -25,6 +25,7 @@ from .suite.cases import EXPERIMENTS, Case, Needs, add_needs, case_metrics, enum
 from .suite.claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_precision
 from .suite.expectations import Expectations
 from .suite.ground_truth import GroundTruth, planted_truth, run_check
+from .suite.stored import missing_rows, read_results, stored_ids
 
 #: the offline sizes (always run, on the CPU): toy (a planted mechanism) and tiny (random weights, golden values)
 OFFLINE_SIZES = ("toy", "tiny")
@@ -42,6 +43,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--prompts", type=int, default=None, help="prompts per concept (default: toy, tiny 2; others 100)")
     group.addoption("--seconds", type=float, default=None, help="clip length (default: toy, tiny 1; others 4)")
     group.addoption("--results", default="results/bench", help="folder for bench results (default: results/bench)")
+    group.addoption("--no-compute", action="store_true",
+                    help="compute nothing: check the tables stored in --results DIR/<size>/ by an earlier run; cases "
+                         "whose rows are missing there are skipped")
     group.addoption("--update-expectations", action="store_true",
                     help="merge the selected cases' tiny golden values into tiny.json (same settings only)")
     group.addoption("--replace-expectations", action="store_true",
@@ -120,6 +124,8 @@ class BenchState:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.gpu = config.getoption("--gpu", False)
+        self.no_compute = config.getoption("--no-compute", False)
+        self.results = Path(config.getoption("--results", "results/bench"))
         self.sizes = (*OFFLINE_SIZES, *REAL_SIZES) if self.gpu else OFFLINE_SIZES
         self.concepts = load_concepts()
         self.check_options()
@@ -131,6 +137,7 @@ class BenchState:
         self.records: list[dict] = []
         self.metrics: dict[str, dict[str, float]] = {}
         self.outcomes: dict[str, str] = {}  # case id -> passed / failed / skipped
+        self.stored: dict[str, tuple[dict[str, set], "str | None"]] = {}  # --no-compute: row ids, why not checkable
 
     def check_options(self) -> None:
         """One-line usage errors for options that would silently mean something else."""
@@ -139,6 +146,9 @@ class BenchState:
         if folder is not None and not Path(folder).is_dir():
             raise pytest.UsageError(f"--expectations {folder} is not a folder; give the folder that holds paper.json "
                                     "and tiny.json (default: <rootdir>/expectations)")
+        if self.no_compute and not self.results.is_dir():
+            raise pytest.UsageError(f"--no-compute checks the tables stored in --results {self.results}, which is not "
+                                    "a folder; give the results folder of an earlier run")
         if prompts is not None and prompts < 1:
             raise pytest.UsageError(f"--prompts {prompts} is not allowed; give a whole number of at least 1")
         if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
@@ -183,7 +193,10 @@ class BenchState:
             add_needs(self.needs, case, self.concepts)
 
     def unavailable(self, size: str) -> "str | None":
-        """Why a size cannot run here (None when it can)."""
+        """Why a size cannot run here (None when it can); with --no-compute, why its stored tables cannot be checked."""
+        if self.no_compute:
+            self.size_tables(size)
+            return self.stored[size][1]
         if size in OFFLINE_SIZES:
             return None
         import torch
@@ -213,7 +226,10 @@ class BenchState:
         return self.sessions[size]
 
     def size_tables(self, size: str) -> dict[str, pd.DataFrame]:
-        """Compute (once) everything the selected cases of ``size`` need."""
+        """Compute (once) everything the selected cases of ``size`` need (with --no-compute: read the stored tables)."""
+        if size not in self.tables and self.no_compute:
+            self.tables[size], reason = read_results(self.results / size, size, self.settings(size))
+            self.stored[size] = stored_ids(self.tables[size]), reason
         if size not in self.tables:
             from .experiments.ceiling import IDS as CEILING_IDS
             from .experiments.ceiling import run_ceiling
@@ -236,20 +252,27 @@ class BenchState:
             }
         return self.tables[size]
 
+    def missing(self, case: Case) -> "str | None":
+        """With --no-compute: what the stored tables lack of the case's rows (None: nothing)."""
+        if not self.no_compute:
+            return None
+        ids = {s: self.stored[s][0] for s in self.needs if not self.unavailable(s)}
+        return missing_rows(case, ids, {s: self.settings(s)["prompts"] for s in self.needs}, self.concepts)
+
     def finish(self) -> None:
         """Write the bench results (and golden values with --update-expectations)."""
         from .experiments.pipeline import run_info, write_tables
         from .report.listening import write_examples
         from .report.render import build_report
 
-        out = Path(self.config.getoption("--results", "results/bench"))
+        out = self.results
         out.mkdir(parents=True, exist_ok=True)
         records = pd.DataFrame(self.records).reindex(columns=RECORD_COLUMNS)
         records["outcome"] = records["case"].map(self.outcomes).fillna("not run")
         records.to_csv(out / "bench.csv", index=False)
-        for size, tables in self.tables.items():
+        for size, tables in {} if self.no_compute else self.tables.items():  # (--no-compute: read from there)
             write_tables(out / size, {k: v for k, v in tables.items() if not v.empty}, run_info(self.session(size)))
-        for size, tables in self.tables.items():
+        for size, tables in {} if self.no_compute else self.tables.items():
             if not tables["interventions"].empty:
                 write_examples(self.session(size), tables["interventions"], out / size)
         if self.tables or not records.empty:
@@ -275,6 +298,9 @@ class CaseChecker:
         reason = self.state.unavailable(case.size)
         if reason:
             pytest.skip(f"{case.size}: {reason}")
+        missing = self.state.missing(case)
+        if missing:
+            pytest.skip(f"{case.id}: {missing} (--no-compute computes nothing)")
 
     def metrics(self, case: Case) -> dict[str, float]:
         """The case's metrics and their interval bounds (computing its size's planned work on first use), recorded.

@@ -78,6 +78,11 @@ CASES = [
          "clip length 1e+06 s does not fit model toy"),
     case("batch-size-negative", [*RUN, "--batch-size", "-1"], "--batch-size: '-1' is not allowed; give auto or a "
                                                               "whole number of at least 1"),
+    *[case(f"shard-{bad.replace('/', '-of-')}", [*RUN, f"--shard={bad}"],
+           f"--shard: shard '{bad}' is not allowed; give I/N with 1 <= I <= N, e.g. 1/3")
+      for bad in ("0/3", "4/3", "x", "1/0", "-1/3", "1/3/3", "")],
+    case("shard-and-workers", [*RUN, "--shard", "1/2", "--workers", "2"], "--shard and --workers exclude each other"),
+    case("workers-0", [*RUN, "--workers", "0"], "--workers: '0' is not allowed; give a whole number of at least 1"),
     case("batch-size-0", [*RUN, "--batch-size", "0"], "--batch-size: '0' is not allowed"),
     case("batch-size-abc", [*RUN, "--batch-size", "abc"], "--batch-size: 'abc' is not allowed"),
     case("device-cuda-without-gpu", [*RUN, "--device", "cuda"], "'cuda': torch sees no CUDA device here; use cpu",

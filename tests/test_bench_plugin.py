@@ -180,3 +180,36 @@ def test_report_of_a_narrow_selection(shared_bench_dir, tmp_path):
     report = (shared_bench_dir.path / "reports" / "report.md").read_text()
     claims = {line.split("|")[1].strip(): line for line in report.splitlines() if line.startswith("| ")}
     assert "not enough layers to judge" in claims["last-layer-best"] and "cannot judge" in claims["last-layer-best"]
+
+
+def test_no_compute_checks_a_results_folder_made_elsewhere(shared_bench_dir, tmp_path):
+    """Compute on one machine (here: one home), check on another (a home with nothing in it) with --no-compute."""
+    cases = "tiny-guitar-L3 or tiny-replace-guitar-to-piano-L1.mlp or (tiny-guitar and not tiny-guitar-L)"  # similarity
+    res = tmp_path / "res"
+    shared_bench_dir.run("-k", cases, *SMALL, f"--results={res}").assert_outcomes(passed=3)
+    computed = pd.read_csv(res / "bench.csv").set_index(["case", "metric"]).value
+    stored = {p: p.read_bytes() for p in sorted((res / "tiny").rglob("*")) if p.is_file()}
+
+    (tmp_path / "check").mkdir()
+    checker = BenchDir(tmp_path / "check", tmp_path / "empty-home")
+    checker.run("-k", cases, *SMALL, f"--results={res}", "--no-compute").assert_outcomes(passed=3)
+    checked = pd.read_csv(res / "bench.csv").set_index(["case", "metric"]).value
+    pd.testing.assert_series_equal(checked.sort_index(), computed.sort_index())
+    assert not (tmp_path / "empty-home").exists()  # no model built, no cache: nothing computed
+    # the tables stay as made:
+    assert {p: p.read_bytes() for p in sorted((res / "tiny").rglob("*")) if p.is_file()} == stored
+
+    missing = checker.run("-k", "tiny-guitar-L3 or tiny-guitar-L0", *SMALL, f"--results={res}", "--no-compute", "-rs")
+    missing.assert_outcomes(passed=1, skipped=1)  # layer 0's DecoderLens rows were never computed
+    assert "tiny-guitar-L0: 1 of its 1 decoderlens rows are not in the stored tiny tables (e.g. {'concept': " \
+           "'guitar', 'layer': 0, 'prompt_id': 0}) (--no-compute computes nothing)" in missing.output
+    other = checker.run("-k", "tiny-guitar-L3", "--prompts", "2", "--seconds", "0.5", f"--results={res}",
+                        "--no-compute", "-rs")
+    other.assert_outcomes(skipped=1)
+    assert "was made with {'prompts': 1, 'seconds': 0.5, 'seed': 0}; this check uses {'prompts': 2" in other.output
+    assert not (tmp_path / "empty-home").exists()
+
+
+def test_no_compute_needs_a_results_folder(bench_dir, tmp_path):
+    bench_dir.run("-k", "tiny-guitar-L3", f"--results={tmp_path / 'nothing'}", "--no-compute").assert_usage_error(
+        f"--no-compute checks the tables stored in --results {tmp_path / 'nothing'}, which is not a folder")

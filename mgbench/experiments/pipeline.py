@@ -85,23 +85,40 @@ def parse_layers(text: "str | None") -> "tuple[int, ...] | None":
     return tuple(dict.fromkeys(layers))
 
 
+#: the experiments whose rows are stored in the result store, by table name: wanted row ids -> their table
+ROW_TABLES = {"decoderlens": run_decoderlens, "interventions": run_interventions, "ceiling": run_ceiling}
+
+
+def selected_concepts(session: Session, selection: Selection) -> list[str]:
+    """The names of the selection's concepts, in the concept file's order."""
+    return [c.name for c in session.concepts.select(list(selection.concepts or []))]
+
+
+def selection_grids(session: Session, selection: Selection) -> dict[str, pd.DataFrame]:
+    """The wanted row ids of each selected experiment whose rows are stored (``ROW_TABLES``), in a fixed order."""
+    concepts, n = selected_concepts(session, selection), session.config.prompts
+    layers = list(selection.layers) if selection.layers else None
+    grids: dict[str, pd.DataFrame] = {}
+    if "decoderlens" in selection.experiments:
+        grids["decoderlens"] = decoderlens_grid(concepts, layers or list(range(session.musicgen.num_layers)), n)
+    if "interventions" in selection.experiments:
+        sites = all_sites(session.musicgen.num_layers, selection.components, layers)
+        grids["interventions"] = intervention_grid(concepts, list(selection.techniques), sites, n)
+    if "ceiling" in selection.experiments:
+        grids["ceiling"] = ceiling_grid(concepts, n)
+    return grids
+
+
 def run_selection(session: Session, selection: Selection) -> dict[str, pd.DataFrame]:
     """Compute (or read from the cache) every selected experiment; return its tidy tables by name."""
     selection.validate(session)
-    concepts = [c.name for c in session.concepts.select(list(selection.concepts or []))]
-    layers = list(selection.layers) if selection.layers else None
+    grids = selection_grids(session, selection)
     tables: dict[str, pd.DataFrame] = {}
-    if "decoderlens" in selection.experiments:
-        grid = decoderlens_grid(concepts, layers or list(range(session.musicgen.num_layers)), session.config.prompts)
-        tables["decoderlens"] = run_decoderlens(session, grid)
-    if "similarity" in selection.experiments:
-        tables["similarity"] = run_similarity(session, concepts)
-    if "interventions" in selection.experiments:
-        sites = all_sites(session.musicgen.num_layers, selection.components, layers)
-        grid = intervention_grid(concepts, list(selection.techniques), sites, session.config.prompts)
-        tables["interventions"] = run_interventions(session, grid)
-    if "ceiling" in selection.experiments:
-        tables["ceiling"] = run_ceiling(session, ceiling_grid(concepts, session.config.prompts))
+    for name in EXPERIMENTS:
+        if name == "similarity" and name in selection.experiments:
+            tables[name] = run_similarity(session, selected_concepts(session, selection))
+        elif name in grids:
+            tables[name] = ROW_TABLES[name](session, grids[name])
     return tables
 
 

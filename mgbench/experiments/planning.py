@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -13,15 +13,11 @@ from ..model.architectures import NUM_LAYERS, SHAPES
 from ..model.cost import flops_per_clip
 from ..model.sites import all_sites
 from ..stats.power import resolvable_difference
-from .ceiling import IDS as CEILING_IDS
-from .ceiling import ceiling_grid
-from .decoderlens import IDS as DL_IDS
-from .decoderlens import decoderlens_grid
 from .interventions import IDS as IV_IDS
 from .interventions import InterventionRows, intervention_grid
-from .pipeline import Selection
-from .resume import missing_rows
+from .pipeline import Selection, selected_concepts
 from .session import Session
+from .shards import missing_work, pass_concepts
 
 ROW_BYTES = 160  # one parquet result row, measured on tiny runs (compressed columns)
 #: The standard deviation of per-prompt intervention effects that ``mgbench plan`` assumes when the session has
@@ -42,6 +38,12 @@ class Plan:
     prompts: int = 0  # per concept
     effect_sd: float = DEFAULT_EFFECT_SD  # of per-prompt intervention effects
     effect_sd_source: str = "default, from the toy world"
+    worker_clips: list[int] = field(default_factory=list)  # clips each of N workers (shards) still generates
+
+    @property
+    def worker_seconds(self) -> float:
+        """Time of the selection on ``len(worker_clips)`` workers, one device each: the busiest worker's clips."""
+        return max(self.worker_clips, default=0) / self.clips_per_s
 
     @property
     def resolvable(self) -> float:
@@ -58,24 +60,16 @@ class Plan:
         return self.total / self.clips_per_s
 
 
-def make_plan(session: Session, selection: Selection) -> Plan:
-    """Count the clips the selection still needs and time a short calibration batch on this device."""
+def make_plan(session: Session, selection: Selection, workers: int = 1) -> Plan:
+    """Count the clips the selection still needs (in all, and per shard of ``workers``) and time a short
+    calibration batch on this device."""
     selection.validate(session)
-    concepts = [c.name for c in session.concepts.select(list(selection.concepts or []))]
+    concepts = selected_concepts(session, selection)
     n, layers = session.config.prompts, session.musicgen.num_layers
-    chosen = list(selection.layers) if selection.layers else list(range(layers))
-    generations = {}
-    if "decoderlens" in selection.experiments:
-        wanted = decoderlens_grid(concepts, [x for x in chosen if x != layers - 1], n)
-        generations["decoderlens"] = len(missing_rows(session.store, "decoderlens", wanted, DL_IDS))
-    if "interventions" in selection.experiments:
-        grid = intervention_grid(concepts, list(selection.techniques), all_sites(layers, selection.components,
-                                                                                 chosen), n)
-        generations["interventions"] = len(missing_rows(session.store, "interventions", grid, IV_IDS))
-    if "ceiling" in selection.experiments:
-        generations["ceiling"] = len(missing_rows(session.store, "ceiling", ceiling_grid(concepts, n), CEILING_IDS))
-    passes = [c for c in concepts if not session.store.tensor_path(f"pass-{c}").exists()]
-    generations["baselines"] = n * len(passes)
+    per_worker = missing_work(session, selection, workers)
+    generations = {name: sum(w[name] for w in per_worker) for name in per_worker[0]}
+    worker_clips = [sum(w.values()) for w in per_worker]
+    passes = [c for c in pass_concepts(session, selection) if not session.store.tensor_path(f"pass-{c}").exists()]
     clips_per_s = calibrate(session, concepts[:2], min(session.batch_size, 256))
     hidden = session.musicgen.model.decoder.config.hidden_size
     tensor_bytes = len(passes) * 4 * hidden * (2 * 4 * layers + n * layers) + 4 * 527 * n * len(passes)
@@ -84,7 +78,7 @@ def make_plan(session: Session, selection: Selection) -> Plan:
     source = ("default, from the toy world" if math.isnan(sd)
               else f"from this session's {len(cached):,d} cached interventions rows")
     return Plan(generations, clips_per_s, tensor_bytes, ROW_BYTES * sum(generations.values()), n,
-                DEFAULT_EFFECT_SD if math.isnan(sd) else sd, source)
+                DEFAULT_EFFECT_SD if math.isnan(sd) else sd, source, worker_clips)
 
 
 def effect_sd(rows: pd.DataFrame) -> float:

@@ -11,13 +11,18 @@ from ..model.batching import OomBackoff
 from .store import ResultStore
 
 
-def missing_rows(store: ResultStore, table: str, wanted: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
-    """The rows of ``wanted`` (identified by the ``ids`` columns) that ``table`` does not hold yet."""
+def missing_mask(store: ResultStore, table: str, wanted: pd.DataFrame, ids: list[str]) -> "pd.Series[bool]":
+    """For each row of ``wanted`` (identified by the ``ids`` columns, in order): whether ``table`` lacks it yet."""
     done = store.read(table)
     if done.empty:
-        return wanted
-    merged = wanted.merge(done[ids].drop_duplicates(), on=ids, how="left", indicator=True)
-    return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
+        return pd.Series(True, index=wanted.index)
+    merged = wanted[ids].merge(done[ids].drop_duplicates(), on=ids, how="left", indicator=True)  # keeps the order
+    return pd.Series((merged["_merge"] == "left_only").to_numpy(), index=wanted.index)
+
+
+def missing_rows(store: ResultStore, table: str, wanted: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+    """The rows of ``wanted`` (identified by the ``ids`` columns) that ``table`` does not hold yet."""
+    return wanted[missing_mask(store, table, wanted, ids)].reset_index(drop=True)
 
 
 def fill_table(store: ResultStore, table: str, wanted: pd.DataFrame, ids: list[str],
