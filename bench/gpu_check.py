@@ -1,9 +1,10 @@
 """The prepared GPU check's measurements (run by ``bench/gpu_check.sh``): one CSV row per measurement.
 
-In order of priority (each part starts only while the time budget lasts; rows are written as they finish):
+In order of priority (each part starts only while the time budget lasts, a part still running when the budget and
+its grace are spent is stopped; rows are written as they finish):
 1. ``tiny`` on the device against the CPU (float32, own loop): the largest audio difference, and the syncs
    that ``torch.cuda.set_sync_debug_mode("warn")`` reports, with where they come from.
-2. Throughput: clips/s of transformers' ``generate`` and of the own loop eager (dynamic and static cache),
+2. Throughput, eager modes first and compiled ones (minutes of compiling on first use) after 3 and 4: clips/s of transformers' ``generate`` and of the own loop eager (dynamic and static cache),
    compiled and with CUDA graphs (``reduce-overhead``), plain and with an edit on every prompt (``edits``:
    the hooks' overhead), peak memory, the fraction of the hardware limit (``docs/performance.md``), the ratio
    to ``generate`` at the same size, dtype and batch, and for compiled modes the clips equal to eager's.
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -38,19 +41,29 @@ MODES = {"generate": ("generate", "dynamic", None), "eager": ("own", "dynamic", 
          "eager_static": ("own", "static", None), "compiled": ("own", "static", "default"),
          "cudagraphs": ("own", "static", "reduce-overhead")}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-#: (model, dtype, batch, mode, edits) in priority order
-PLAN = [("small-random", "float32", 64, mode, edits) for mode, edits in
-        [("generate", False), ("eager", False), ("eager", True), ("eager_static", False), ("cudagraphs", False),
-         ("cudagraphs", True)]] + \
-       [("small-random", "bfloat16", 256, mode, edits) for mode, edits in
-        [("generate", False), ("eager", False), ("eager", True), ("cudagraphs", False), ("cudagraphs", True)]] + \
-       [("small-random", "float32", 64, "compiled", False), ("small-random", "float32", 64, "compiled", True)] + \
-       [("medium-random", "bfloat16", 64, mode, False) for mode in ("generate", "eager", "cudagraphs")]
+#: (model, dtype, batch, mode, edits) in priority order: the eager measurements (no compile time) first
+EAGER_PLAN = [("small-random", "float32", 64, mode, edits) for mode, edits in
+              [("generate", False), ("eager", False), ("eager", True), ("eager_static", False)]] + \
+             [("small-random", "bfloat16", 256, mode, edits) for mode, edits in
+              [("generate", False), ("eager", False), ("eager", True)]]
+#: after the toy world: compiling a real-size step takes minutes on first use (one graph per batch size)
+COMPILED_PLAN = [("small-random", "bfloat16", 256, "cudagraphs", edits) for edits in (False, True)] + \
+                [("small-random", "float32", 64, mode, edits) for mode in ("cudagraphs", "compiled")
+                 for edits in (False, True)] + \
+                [("medium-random", "bfloat16", 64, mode, False) for mode in ("generate", "eager", "cudagraphs")]
 DRY_PLAN = [("tiny", "float32", 4, mode, edits) for mode, edits in
             [("generate", False), ("eager", False), ("eager", True), ("compiled", True)]]
 #: the toy world's configurations compared with the CPU's float32: (device, dtype, compile mode)
 TOY_RUNS = [("cuda", "float32", None), ("cuda", "bfloat16", None), ("cuda", "float32", "reduce-overhead")]
 PLANTED = ("cross_attn", 2)  # docs/toy-world.md: the toy decoder reads the concept at L2's cross-attention
+
+
+class Deadline(Exception):
+    """The budget and its grace are spent: the running part is stopped."""
+
+
+def _deadline(signum, frame) -> None:
+    raise Deadline()
 
 
 def _sync(device: str) -> None:
@@ -177,7 +190,8 @@ def main() -> None:
     p.add_argument("--out", default="results/gpu-check", help="the CSV's folder")
     p.add_argument("--work", default="results/gpu-check/work", help="a folder for caches (not brought back)")
     p.add_argument("--seconds", type=float, default=1.0, help="clip length of the throughput runs")
-    p.add_argument("--budget-s", type=float, default=270, help="start nothing after this many seconds")
+    p.add_argument("--budget-s", type=float, default=200, help="start nothing after this many seconds")
+    p.add_argument("--grace-s", type=float, default=40, help="then stop the running part after this many more")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,24 +199,30 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     bench.write(part="machine", device=torch.cuda.get_device_name() if cuda else "cpu", torch=torch.__version__,
                 transformers=__import__("transformers").__version__)
-    plan = PLAN if cuda else DRY_PLAN
-    parts = [("device_vs_cpu", lambda: device_vs_cpu(bench))]
-    parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in plan[:6]]
-    parts += [("toy_agreement", lambda: toy_agreement(bench))]
-    parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in plan[6:]]
     split_model = "small-random" if cuda else "tiny"
+    parts = [("device_vs_cpu", lambda: device_vs_cpu(bench))]
+    parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in (EAGER_PLAN if cuda else DRY_PLAN)]
     parts += [("split", lambda: bench.write(part="split", model=split_model, dtype="float32", batch=64, **step_split(
         MusicgenRunner(bench.model(split_model, "float32"), bench.settings),
         load_concepts().prompts("guitar", 64), load_classifier("tiny", device=args.device))))]
+    parts += [("toy_agreement", lambda: toy_agreement(bench))]
+    parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in (COMPILED_PLAN if cuda else [])]
+    signal.signal(signal.SIGALRM, _deadline)
+    signal.alarm(int(args.budget_s + args.grace_s))  # a part still running then is stopped, its row says so
     for name, part in parts:
         if not bench.left():
             bench.write(part="skipped", note=f"time budget: {name} and after")
             break
         try:
             part()
+        except Deadline:
+            bench.write(part="skipped", note=f"deadline during {name}")
+            break
         except Exception as e:  # noqa: BLE001 -- one failing part must not lose the others' numbers
             bench.write(part="error", note=name, error=f"{type(e).__name__}: {e}"[:400])
             torch.cuda.empty_cache() if cuda else None
+    signal.alarm(0)
+    os._exit(0)  # now: compile workers left behind must not hold the process (and the CSV is written)
 
 if __name__ == "__main__":
     main()
