@@ -4,7 +4,8 @@
 (the offline random models), ``runner`` (prompts -> audio: the ``Runner`` protocol and the transformers
 runner), ``decode`` (mgbench's own decode loop), ``backends`` (transformers or audiocraft:
 ``audiocraft_runner``, ``audiocraft_lm``, ``audiocraft_keys``), ``sampling`` (common random numbers),
-``sites`` and ``hooks`` (where and how to intervene), ``batching`` (rows per call, out-of-memory back-off),
-``cost`` (FLOPs and the hardware limit). Imports ``concepts`` (the tiny tokenizer's vocabulary), ``errors``,
+``sites`` and ``hooks`` (where and how to intervene), ``slots`` (the persistent edit hooks of a compiled step),
+``batching`` (rows per call, out-of-memory back-off), ``cost`` (FLOPs and the hardware limit), ``profile``
+(where a step's time goes). Imports ``concepts`` (the tiny tokenizer's vocabulary), ``errors``,
 ``paths``.
 """
