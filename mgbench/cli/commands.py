@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import NoReturn
 
-from .errors import ConfigError, MgbenchError
+from ..errors import ConfigError, MgbenchError
 
 #: The offline models' default runs are the paper's, with fewer prompts and shorter clips (prompts per concept,
 #: seconds) so that they end in minutes on a CPU.
@@ -84,7 +84,7 @@ def device_arg(text: str) -> str:
 
 def shard_arg(text: str):
     """argparse type: ``I/N``, shard I (1-based) of N (``experiments.shards.Shard``)."""
-    from .experiments.shards import Shard
+    from ..experiments.shards import Shard
 
     try:
         return Shard.parse(text)
@@ -102,7 +102,7 @@ def folder_arg(text: str) -> str:
 
 
 def _concepts(args: argparse.Namespace):
-    from .concepts.concept_set import load_concepts
+    from ..concepts.concept_set import load_concepts
 
     return load_concepts(args.concepts_file)
 
@@ -125,9 +125,9 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List the known model names and whether each is available offline."""
-    from .model.architectures import HUB_NAMES
-    from .model.loading import MODEL_NAMES, is_available, resolve_source
-    from .model.random_sizes import RANDOM_SIZES
+    from ..model.architectures import HUB_NAMES
+    from ..model.loading import MODEL_NAMES, is_available, resolve_source
+    from ..model.random_sizes import RANDOM_SIZES
 
     offline = {"toy": "shipped: the toy world", "tiny": "built offline from a seed",
                **{name: f"{size} shapes, random weights" for name, size in RANDOM_SIZES.items()}}
@@ -141,11 +141,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Generate one clip per prompt and write WAV files."""
-    from .experiments.pipeline import check_clip_length
-    from .model.backends import make_runner
-    from .model.loading import load_musicgen
-    from .model.runner import GenerationSettings
-    from .report.audio import write_wav
+    from ..experiments.pipeline import check_clip_length
+    from ..model.backends import make_runner
+    from ..model.loading import load_musicgen
+    from ..model.runner import GenerationSettings
+    from ..report.audio import write_wav
 
     loaded = load_musicgen(args.model, device=args.device, allow_download=args.download)
     settings = GenerationSettings(seconds=args.seconds, seed=args.seed)
@@ -162,9 +162,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _run_setup(args: argparse.Namespace):
     """The session and selection that ``run`` and ``plan`` share."""
-    from .experiments.pipeline import Selection, parse_layers
-    from .experiments.session import RunConfig, Session
-    from .model.runner import GenerationSettings
+    from ..experiments.pipeline import Selection, parse_layers
+    from ..experiments.session import RunConfig, Session
+    from ..model.runner import GenerationSettings
 
     default_prompts, default_seconds = OFFLINE_RUNS.get(args.model, (100, 4.0))
     prompts = args.prompts if args.prompts is not None else default_prompts
@@ -187,20 +187,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the experiments and write tidy tables and a summary (resumes from the cache)."""
     from dataclasses import asdict
 
-    from .experiments.pipeline import run_info, run_selection, summarize, write_tables
+    from ..experiments.pipeline import run_info, run_selection, summarize, write_tables
 
     if args.shard is not None and args.workers > 1:
         raise ConfigError("--shard and --workers exclude each other: give --shard I/N to run one shard here, or "
                           "--workers N to run all N shards on Ray")
     session, selection = _run_setup(args)
     if args.shard is not None:
-        from .experiments.shards import run_shard
+        from ..experiments.shards import run_shard
 
         print(f"shard {args.shard}: {run_shard(session, selection, args.shard)} (in {session.store.dir}); when every "
               "shard is done, the same command without --shard writes the tables")
         return 0
     if args.workers > 1:
-        from .experiments.workers import run_workers
+        from ..experiments.workers import run_workers
 
         run_workers(session, selection, args.workers)
     tables = run_selection(session, selection)
@@ -213,12 +213,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     written.append(out / "summary.md")
     if "interventions" in tables and args.listen > 0:
-        from .report.listening import write_examples
+        from ..report.listening import write_examples
 
         examples = write_examples(session, tables["interventions"], out, prompts=args.listen)
         written += [out / p for p in [*examples.path, *sorted(set(examples.baseline_path))]]
     if not args.no_report:
-        from .report.render import build_report
+        from ..report.render import build_report
 
         written += build_report(out)
     for path in written:
@@ -228,7 +228,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Build report.md and report.html (with figures) from a results folder."""
-    from .report.render import build_report
+    from ..report.render import build_report
 
     for path in build_report(args.results, out=args.out, baseline=args.baseline):
         print(path)
@@ -237,7 +237,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Print the clips a run needs, its projected time on this device and the disk its caches need."""
-    from .experiments.planning import make_plan, paper_generations, scaled_rate
+    from ..experiments.planning import make_plan, paper_generations, scaled_rate
 
     session, selection = _run_setup(args)
     plan = make_plan(session, selection, args.workers)
@@ -273,8 +273,8 @@ def cmd_toy_build(args: argparse.Namespace) -> int:
     """Train the toy world (codec, classifier, MusicGen with its planted mechanism), check it, save it."""
     from dataclasses import fields
 
-    from .toy.build import BuildPlan, build_toy
-    from .toy.checks import TARGETS
+    from ..toy.build import BuildPlan, build_toy
+    from ..toy.checks import TARGETS
 
     out = Path(args.out)
     if out.exists():
@@ -294,7 +294,7 @@ def cmd_toy_build(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = ArgumentParser(prog="mgbench", description="Benchmark the inner mechanisms of MusicGen.")
     parser.add_argument("--version", action="version", version=f"mgbench {__version__}")
@@ -357,9 +357,9 @@ def add_concepts_file_arg(p: argparse.ArgumentParser, default: "str | None") -> 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """Arguments of ``run`` (and of ``plan``, which takes the same)."""
-    from .experiments.interventions import TECHNIQUES
-    from .experiments.pipeline import EXPERIMENTS
-    from .model.sites import PAPER_COMPONENTS
+    from ..experiments.interventions import TECHNIQUES
+    from ..experiments.pipeline import EXPERIMENTS
+    from ..model.sites import PAPER_COMPONENTS
 
     add_generation_args(p, seconds=None)
     p.add_argument("--experiments", default=",".join(EXPERIMENTS), help="comma list of " + ", ".join(EXPERIMENTS))
@@ -395,7 +395,7 @@ def add_build_plan_args(p: argparse.ArgumentParser) -> None:
     """One option per ``BuildPlan`` field (training steps, seed), defaulting to the shipped build's."""
     from dataclasses import fields
 
-    from .toy.build import BuildPlan
+    from ..toy.build import BuildPlan
 
     for f in fields(BuildPlan):
         p.add_argument(f"--{f.name.replace('_', '-')}", type=int, default=f.default,
@@ -422,7 +422,7 @@ def add_generation_args(p: argparse.ArgumentParser, seconds: "float | None" = 4.
 def interrupted_message(args: "argparse.Namespace | None") -> str:
     """What Ctrl-C leaves behind, and how to go on."""
     if args is not None and args.command in ("run", "plan"):
-        from .paths import mgbench_home
+        from ..paths import mgbench_home
 
         cache = args.cache or mgbench_home() / "cache"
         return (f"interrupted; every finished batch of rows is saved in the cache {cache}: "
@@ -449,6 +449,3 @@ def main(argv: "list[str] | None" = None) -> int:
         print(f"mgbench: {interrupted_message(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
-
-if __name__ == "__main__":
-    sys.exit(main())
