@@ -1,0 +1,7 @@
+"""``python -m mgbench.cli``: the ``mgbench`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,202 @@
+"""The ``mgbench`` subcommands: each is a function ``cmd_<name>(args) -> int``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+from .arguments import COMPILE_MODES, OFFLINE_RUNS
+
+
+def _concepts(args: argparse.Namespace):
+    from ..concepts.concept_set import load_concepts
+
+    return load_concepts(args.concepts_file)
+
+
+def cmd_concepts(args: argparse.Namespace) -> int:
+    """List the concepts, their prompt counts and their relevant AudioSet labels."""
+    cset = _concepts(args)
+    for c in cset.concepts:
+        labels = ", ".join(f"{name} ({idx})" for name, idx in zip(c.labels, c.label_indices))
+        print(f"{c.name:<10} {c.category:<10} {cset.prompts_per_concept:>4} prompts  odds label {c.odds_label:>3}  "
+              f"labels: {labels}")
+    return 0
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    """Print a concept's prompts, one per line, in order."""
+    print("\n".join(_concepts(args).prompts(args.concept, args.n)))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the known model names and whether each is available offline."""
+    from ..model.architectures import HUB_NAMES
+    from ..model.loading import MODEL_NAMES, is_available, resolve_source
+    from ..model.random_sizes import RANDOM_SIZES
+
+    offline = {"toy": "shipped: the toy world", "tiny": "built offline from a seed",
+               **{name: f"{size} shapes, random weights" for name, size in RANDOM_SIZES.items()}}
+    names = [args.name] if args.name else list(MODEL_NAMES)
+    for name in names:
+        source = offline.get(name) or HUB_NAMES.get(name) or resolve_source(name)
+        state = "available offline" if is_available(name) else "not downloaded"
+        print(f"{name:<14} {source:<28} {state}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Generate one clip per prompt and write WAV files."""
+    from ..experiments.pipeline import check_clip_length
+    from ..model.backends import make_runner
+    from ..model.loading import load_musicgen
+    from ..model.runner import GenerationSettings
+    from ..report.audio import write_wav
+
+    loaded = load_musicgen(args.model, device=args.device, allow_download=args.download)
+    settings = GenerationSettings(seconds=args.seconds, seed=args.seed)
+    check_clip_length(loaded, settings)
+    runner = make_runner(loaded, settings, engine=args.engine, compile_mode=COMPILE_MODES[args.compile])
+    audio = runner.generate(args.prompt)
+    out = Path(args.out)
+    for i, clip in enumerate(audio):
+        path = out / f"clip{i}.wav"
+        write_wav(path, clip, loaded.sample_rate)
+        print(f"{path}  ({args.prompt[i]!r}, {clip.shape[-1] / loaded.sample_rate:.2f} s)")
+    return 0
+
+
+def _run_setup(args: argparse.Namespace):
+    """The session and selection that ``run`` and ``plan`` share."""
+    from ..experiments.pipeline import Selection, parse_layers
+    from ..experiments.session import RunConfig, Session
+    from ..model.runner import GenerationSettings
+
+    default_prompts, default_seconds = OFFLINE_RUNS.get(args.model, (100, 4.0))
+    prompts = args.prompts if args.prompts is not None else default_prompts
+    clip = args.seconds if args.seconds is not None else default_seconds
+    config = RunConfig(
+        model=args.model, classifier=args.classifier, device=args.device, dtype=args.dtype,
+        batch_size=args.batch_size, prompts=prompts, odds=args.odds, both_halves=args.both_halves,
+        generation=GenerationSettings(seconds=clip, seed=args.seed),
+        concepts_file=args.concepts_file, cache=args.cache, download=args.download, backend=args.backend,
+        text_padding=args.text_padding, engine=args.engine, compile_mode=COMPILE_MODES[args.compile])
+    split = lambda text: tuple(x.strip() for x in text.split(",") if x.strip()) if text else None  # noqa: E731
+    selection = Selection(experiments=split(args.experiments), concepts=split(args.concepts),
+                          techniques=split(args.techniques), components=split(args.components),
+                          layers=parse_layers(args.layers))
+    session = Session(config)
+    return session, selection.validate(session)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the experiments and write tidy tables and a summary (resumes from the cache)."""
+    from dataclasses import asdict
+
+    from ..experiments.pipeline import run_info, run_selection, summarize, write_tables
+
+    if args.shard is not None and args.workers > 1:
+        raise ConfigError("--shard and --workers exclude each other: give --shard I/N to run one shard here, or "
+                          "--workers N to run all N shards on Ray")
+    session, selection = _run_setup(args)
+    if args.shard is not None:
+        from ..experiments.shards import run_shard
+
+        print(f"shard {args.shard}: {run_shard(session, selection, args.shard)} (in {session.store.dir}); when every "
+              "shard is done, the same command without --shard writes the tables")
+        return 0
+    if args.workers > 1:
+        from ..experiments.workers import run_workers
+
+        run_workers(session, selection, args.workers)
+    tables = run_selection(session, selection)
+    out = Path(args.out)
+    info = {**run_info(session), "selection": asdict(selection)}
+    written = write_tables(out, tables, info)
+    lines = [f"# mgbench run: {args.model}", ""] + [f"- {k}: {v}" for k, v in info.items() if k != "versions"]
+    for name, table in summarize(tables).items():
+        lines += ["", f"## {name}", "", table.round(4).reset_index().to_markdown(index=False)]
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    written.append(out / "summary.md")
+    if "interventions" in tables and args.listen > 0:
+        from ..report.listening import write_examples
+
+        examples = write_examples(session, tables["interventions"], out, prompts=args.listen)
+        written += [out / p for p in [*examples.path, *sorted(set(examples.baseline_path))]]
+    if not args.no_report:
+        from ..report.render import build_report
+
+        written += build_report(out)
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Build report.md and report.html (with figures) from a results folder."""
+    from ..report.render import build_report
+
+    for path in build_report(args.results, out=args.out, baseline=args.baseline):
+        print(path)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print the clips a run needs, its projected time on this device and the disk its caches need."""
+    from ..experiments.planning import make_plan, paper_generations, scaled_rate
+
+    session, selection = _run_setup(args)
+    plan = make_plan(session, selection, args.workers)
+    print(f"model {args.model} on {args.device} through {args.backend}, batch size {session.batch_size}, "
+          f"{session.config.prompts} prompts, {session.config.generation.seconds:g} s clips")
+    for name, count in plan.generations.items():
+        print(f"  {name:<14} {count:>10,d} clips to generate")
+    hours = plan.seconds / 3600
+    print(f"  total          {plan.total:>10,d} clips at {plan.clips_per_s:.1f} clips/s (calibrated here): "
+          f"{hours:.2f} h")
+    if args.workers > 1:
+        print(f"  on {args.workers} workers (one device each, `run --workers {args.workers}` or --shard I/"
+              f"{args.workers}): {plan.worker_seconds / 3600:.2f} h, the busiest worker's {max(plan.worker_clips):,d} "
+              "clips (plus loading the model once per worker)")
+    print(f"  disk: {(plan.tensor_bytes + plan.row_bytes) / 2**20:.1f} MiB "
+          f"(means {plan.tensor_bytes / 2**20:.1f} MiB, result rows {plan.row_bytes / 2**20:.1f} MiB)")
+    print(f"  resolvable effect difference: {plan.resolvable:.3f} with {plan.prompts} prompts per concept (paired "
+          f"over prompts, two-sided alpha 0.05, power 0.8; sd of per-prompt effects {plan.effect_sd:.3f}, "
+          f"{plan.effect_sd_source})")
+    if args.model in ("small", "medium", "large"):
+        total = 0.0
+        print("full paper (both techniques, all 90 ordered pairs, 100 prompts, 4 s), projected by decoder FLOPs:")
+        for size in ("small", "medium", "large"):
+            rate = scaled_rate(plan.clips_per_s, args.model, size, session.config.generation.seconds)
+            total += paper_generations(size) / rate
+            print(f"  {size:<7} {paper_generations(size):>10,d} clips at {rate:.1f} clips/s: "
+                  f"{paper_generations(size) / rate / 3600:.1f} h")
+        print(f"  all sizes: {total / 3600:.1f} h")
+    return 0
+
+
+def cmd_toy_build(args: argparse.Namespace) -> int:
+    """Train the toy world (codec, classifier, MusicGen with its planted mechanism), check it, save it."""
+    from dataclasses import fields
+
+    from ..toy.build import BuildPlan, build_toy
+    from ..toy.checks import TARGETS
+
+    out = Path(args.out)
+    if out.exists():
+        raise ConfigError(f"{out} exists; give --out a new folder (a build never overwrites one)")
+    plan = BuildPlan(**{f.name: getattr(args, f.name) for f in fields(BuildPlan)})
+    record = build_toy(out, plan, log=lambda line: print(f"mgbench: {line}", file=sys.stderr))
+    missed = []
+    for check, target in TARGETS.items():
+        for category, value in record[check].items():
+            print(f"{check} {category}: {value:.3f} (target {target:g})")
+            missed += [f"{check} {category}"] if value < target else []
+    print(f"built in {record['build_seconds']:.0f} s: {out} (use it with --model {out / 'musicgen'} "
+          f"--classifier {out / 'classifier'})")
+    if missed:
+        print(f"mgbench: warning: below target: {', '.join(missed)}", file=sys.stderr)
+    return 1 if missed else 0
