@@ -4,10 +4,11 @@ In order of priority (each part starts only while the time budget lasts, a part 
 its grace are spent is stopped; rows are written as they finish):
 1. ``tiny`` on the device against the CPU (float32, own loop): the largest audio difference, and the syncs
    that ``torch.cuda.set_sync_debug_mode("warn")`` reports, with where they come from.
-2. Throughput, eager modes first and compiled ones (minutes of compiling on first use) after 3 and 4: clips/s
-   of transformers' ``generate`` and of the own loop eager (dynamic and static cache), compiled and with CUDA graphs (``reduce-overhead``), plain and with an edit on every prompt (``edits``:
-   the hooks' overhead), peak memory, the fraction of the hardware limit (``docs/performance.md``), the ratio
-   to ``generate`` at the same size, dtype and batch, and for compiled modes the clips equal to eager's.
+2. Throughput, eager modes first and compiled ones (minutes of compiling on first use) after 3 and 4: clips/s of
+   transformers' ``generate`` and of the own loop eager (dynamic and static cache), compiled and with CUDA graphs
+   (``reduce-overhead``), plain and with an edit on every prompt (``edits``: the hooks' overhead), peak memory, the
+   fraction of the hardware limit (``docs/performance.md``), the ratio to ``generate`` at the same size, dtype and
+   batch, and for compiled modes the clips equal to eager's.
 3. The toy world's intervention effects per site on the device in float32, bfloat16 and CUDA graphs against
    the CPU's float32: correlation, largest difference and the planted site's effect.
 4. The per-step split (``mgbench/model/profile.py``) of small-random on the device.
