@@ -34,7 +34,7 @@ from mgbench.experiments.session import RunConfig, Session
 from mgbench.model.architectures import SHAPES
 from mgbench.model.cost import gpu_kind, hardware_limit
 from mgbench.model.loading import LoadedMusicgen, load_musicgen
-from mgbench.model.profile import spread_edits, step_split
+from mgbench.model.profile import spread_edits, step_split, sync
 from mgbench.model.runner import GenerationSettings, MusicgenRunner
 
 #: (engine, KV cache, compile mode) per measured mode
@@ -65,11 +65,6 @@ class Deadline(Exception):
 
 def _deadline(signum, frame) -> None:
     raise Deadline()
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 class Bench:
@@ -130,10 +125,10 @@ def throughput(bench: Bench, model: str, dtype: str, batch: int, mode: str, edit
     start = time.perf_counter()
     runner.generate(prompts, **kwargs)
     warm_s = time.perf_counter() - start
-    _sync(bench.device)
+    sync(torch.device(bench.device))
     start = time.perf_counter()
     audio = runner.generate(prompts, **kwargs)
-    _sync(bench.device)
+    sync(torch.device(bench.device))
     rate = batch / (time.perf_counter() - start)
     row = dict(part="throughput", model=model, dtype=dtype, batch=batch, mode=mode, edits=edits, clips_per_s=rate,
                first_call_s=warm_s)

@@ -27,6 +27,13 @@ TokenPicker = Callable[[torch.Tensor, int], torch.Tensor]
 CACHES = ("dynamic", "static")
 
 
+def guide(scores: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+    """Classifier-free guidance of float32 scores whose second half are the unconditional rows:
+    ``uncond + (cond - uncond) * scale``, as ``generate`` computes it."""
+    cond, uncond = scores.split(scores.shape[0] // 2)
+    return uncond + (cond - uncond) * guidance_scale
+
+
 def greedy(scores: torch.Tensor, step: int) -> torch.Tensor:
     """The highest-scoring token of each row (``generate`` with ``do_sample=False`` and no sampler)."""
     return scores.argmax(dim=-1)
@@ -138,8 +145,7 @@ def _decode_steps(model: torch.nn.Module, step: torch.nn.Module, codes: torch.Te
                                               encoder_attention_mask=mask, cache=kv, use_cache=True)
         scores = out.logits[:, -1].to(dtype=torch.float32, copy=True)
         if guided:
-            cond, uncond = scores.split(scores.shape[0] // 2)
-            scores = uncond + (cond - uncond) * guidance_scale
+            scores = guide(scores, guidance_scale)
         codes[:, t + 1] = torch.where(pattern[:, t + 1] == -1, pick(scores, t + 1), pattern[:, t + 1])
 
 

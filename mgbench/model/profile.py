@@ -15,14 +15,15 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .decode import decode_audio, encode_text, new_cache
+from .decode import decode_audio, encode_text, guide, new_cache
 from .hooks import REPLACE, RowEdit, edit_hooks, installed
 from .loading import LoadedMusicgen
 from .runner import MusicgenRunner
 from .sites import PAPER_COMPONENTS, all_sites
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -32,10 +33,10 @@ def timed_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> fl
     fn()
     times = []
     for _ in range(repeats):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         fn()
-        _sync(device)
+        sync(device)
         times.append(1e3 * (time.perf_counter() - start))
     return statistics.median(times)
 
@@ -82,8 +83,7 @@ def step_split(runner: MusicgenRunner, prompts: Sequence[str], classifier=None, 
     sampler = runner.sampler(list(prompts))
 
     def sample():
-        cond, uncond = logits.split(rows) if runner.guided else (logits, logits)
-        scores = uncond + (cond - uncond) * s.guidance_scale
+        scores = guide(logits, s.guidance_scale) if runner.guided else logits
         return scores.argmax(-1) if sampler is None else sampler.sample(scores, 1)
 
     frames = round(s.seconds * loaded.frame_rate)
