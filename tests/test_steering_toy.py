@@ -15,6 +15,7 @@ import pytest
 from mgbench.experiments.interventions import IDS, intervention_grid, run_interventions
 from mgbench.experiments.pipeline import Selection, run_info, run_selection, write_tables
 from mgbench.experiments.session import RunConfig, Session
+from mgbench.experiments.shards import missing_work
 from mgbench.model.loading import planted_truth
 from mgbench.model.runner import GenerationSettings
 from mgbench.model.sites import Site
@@ -33,11 +34,18 @@ def session(tmp_path_factory):
                              cache=str(tmp_path_factory.mktemp("cache"))))
 
 
+SWEEP = Selection(experiments=("interventions", "ceiling"), concepts=CONCEPTS, techniques=("adjust",),
+                  components=("cross_attn",), alphas=ALPHAS)
+
+
 @pytest.fixture(scope="module")
 def swept(session):
-    selection = Selection(experiments=("interventions", "ceiling"), concepts=CONCEPTS, techniques=("adjust",),
-                          components=("cross_attn",), alphas=ALPHAS)
-    return run_selection(session, selection)
+    assert missing_work(session, SWEEP)[0]["interventions"] == 4 * 6 * 2 * len(ALPHAS)  # sites x pairs x prompts
+    return run_selection(session, SWEEP)
+
+
+def test_a_finished_sweep_leaves_no_work_for_shards(session, swept):
+    assert missing_work(session, SWEEP, shards=2) == [{"interventions": 0, "ceiling": 0, "baselines": 0}] * 2
 
 
 def _mean_effect(table, site: Site):
