@@ -2,7 +2,7 @@
 
 In order of priority (each part starts only while the time budget lasts, a part still running when the budget and
 its grace are spent is stopped; rows are written as they finish):
-1. ``tiny`` on the device against the CPU (float32, own loop): the largest audio difference, and the syncs
+1. ``tiny`` on the device against the CPU (float32, own loop, each KV cache): the largest audio difference, the syncs
    that ``torch.cuda.set_sync_debug_mode("warn")`` reports, with where they come from.
 2. Throughput, eager modes first and compiled ones (minutes of compiling on first use) after 3 and 4: clips/s of
    transformers' ``generate`` and of the own loop eager (dynamic and static cache), compiled and with CUDA graphs
@@ -23,6 +23,7 @@ import os
 import signal
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -92,32 +93,41 @@ class Bench:
         return self.models[(name, dtype)]
 
 
+def bench_prompts(batch: int) -> list[str]:
+    """``batch`` guitar prompts, repeated where the concept has fewer (throughput needs no distinct ones)."""
+    prompts = load_concepts().prompts("guitar")
+    return [prompts[i % len(prompts)] for i in range(batch)]
+
+
 def device_vs_cpu(bench: Bench) -> None:
-    """tiny, float32, own loop: the device's audio against the CPU's, and the syncs inside one generation."""
+    """tiny, float32, own loop, each KV cache: the device's audio against the CPU's, and the syncs of one
+    generation with where they come from (``file:line*count``; a source counted once per frame is in the step)."""
     prompts = load_concepts().prompts("jazz", 4)
     cpu = MusicgenRunner(load_musicgen("tiny", dtype=torch.float32), bench.settings).generate(prompts)
-    runner = MusicgenRunner(bench.model("tiny", "float32"), bench.settings)
-    runner.generate(prompts)  # warm-up: first-call allocations are no per-step syncs
     cuda = bench.device.startswith("cuda")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn") if cuda else None
-        try:
-            audio = runner.generate(prompts)
-        finally:
-            torch.cuda.set_sync_debug_mode(0) if cuda else None
-    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
-    sources = sorted({f"{Path(w.filename).name}:{w.lineno}" for w in syncs})
-    bench.write(part="device_vs_cpu", model="tiny", dtype="float32", batch=len(prompts), mode="eager",
-                audio_max_diff=float((audio - cpu).abs().max()), sync_warnings=len(syncs),
-                sync_sources=" ".join(sources))
+    for mode, cache in (("eager", "dynamic"), ("eager_static", "static")):
+        runner = MusicgenRunner(bench.model("tiny", "float32"), bench.settings, cache=cache)
+        runner.generate(prompts)  # warm-up: first-call allocations are no per-step syncs
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn") if cuda else None
+            try:
+                audio = runner.generate(prompts)
+            finally:
+                torch.cuda.set_sync_debug_mode(0) if cuda else None
+        syncs = Counter(f"{Path(w.filename).name}:{w.lineno}" for w in caught
+                        if "synchroniz" in str(w.message).lower())
+        bench.write(part="device_vs_cpu", model="tiny", dtype="float32", batch=len(prompts), mode=mode,
+                    audio_max_diff=float((audio - cpu).abs().max()), frames=runner.max_new_tokens,
+                    sync_warnings=sum(syncs.values()),
+                    sync_sources=" ".join(f"{source}*{n}" for source, n in sorted(syncs.items())))
 
 
 def throughput(bench: Bench, model: str, dtype: str, batch: int, mode: str, edits: bool) -> None:
     """Clips/s of one configuration (after a warm-up call that compiles and captures), with its peak memory."""
     engine, cache, compile_mode = MODES[mode]
     loaded = bench.model(model, dtype)
-    prompts = load_concepts().prompts("guitar", batch)
+    prompts = bench_prompts(batch)
     runner = MusicgenRunner(loaded, bench.settings, engine=engine, cache=cache, compile_mode=compile_mode)
     kwargs = dict(edits=spread_edits(loaded, batch)) if edits else {}
     if bench.device.startswith("cuda"):
@@ -200,7 +210,7 @@ def main() -> None:
     parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in (EAGER_PLAN if cuda else DRY_PLAN)]
     parts += [("split", lambda: bench.write(part="split", model=split_model, dtype="float32", batch=64, **step_split(
         MusicgenRunner(bench.model(split_model, "float32"), bench.settings),
-        load_concepts().prompts("guitar", 64), load_classifier("tiny", device=args.device))))]
+        bench_prompts(64), load_classifier("tiny", device=args.device))))]
     parts += [("toy_agreement", lambda: toy_agreement(bench))]
     parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in (COMPILED_PLAN if cuda else [])]
     signal.signal(signal.SIGALRM, _deadline)
