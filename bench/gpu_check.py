@@ -190,6 +190,39 @@ def toy_agreement(bench: Bench) -> None:
                     seconds=time.perf_counter() - start)
 
 
+def split(bench: Bench, model: str) -> None:
+    """The per-step split (``mgbench/model/profile.py``) of ``model`` in float32 at batch 64."""
+    bench.write(part="split", model=model, dtype="float32", batch=64, **step_split(
+        MusicgenRunner(bench.model(model, "float32"), bench.settings), bench_prompts(64),
+        load_classifier("tiny", device=bench.device)))
+
+
+def profile_generation(bench: Bench, model: str, dtype: str, batch: int, mode: str) -> None:
+    """One generation under ``torch.profiler`` after a warm-up: its wall time against the device's busy time
+    (the sum of the kernels' own time), and the operations that take the host's and the device's time
+    (``profile.txt``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    engine, cache, compile_mode = MODES[mode]
+    runner = MusicgenRunner(bench.model(model, dtype), bench.settings, engine=engine, cache=cache,
+                            compile_mode=compile_mode)
+    prompts, device = bench_prompts(batch), torch.device(bench.device)
+    runner.generate(prompts)  # compiles and captures
+    sync(device)
+    cuda = device.type == "cuda"
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        runner.generate(prompts)
+        sync(device)
+    wall_ms = 1e3 * (time.perf_counter() - start)
+    events = prof.key_averages()
+    busy_ms = sum(e.self_device_time_total for e in events) / 1e3
+    sorts = ("self_device_time_total", "cpu_time_total") if cuda else ("self_cpu_time_total",)
+    (bench.out / "profile.txt").write_text("\n\n".join(events.table(sort_by=key, row_limit=25) for key in sorts))
+    bench.write(part="profile", model=model, dtype=dtype, batch=batch, mode=mode, frames=runner.max_new_tokens,
+                wall_ms=wall_ms, device_busy_ms=busy_ms, device_busy_share=busy_ms / wall_ms)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda")
@@ -198,6 +231,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=1.0, help="clip length of the throughput runs")
     p.add_argument("--budget-s", type=float, default=200, help="start nothing after this many seconds")
     p.add_argument("--grace-s", type=float, default=40, help="then stop the running part after this many more")
+    p.add_argument("--profile", action="store_true", help="only profile one generation (CUDA graphs, bfloat16)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -205,14 +239,15 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     bench.write(part="machine", device=torch.cuda.get_device_name() if cuda else "cpu", torch=torch.__version__,
                 transformers=__import__("transformers").__version__)
-    split_model = "small-random" if cuda else "tiny"
-    parts = [("device_vs_cpu", lambda: device_vs_cpu(bench))]
-    parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in (EAGER_PLAN if cuda else DRY_PLAN)]
-    parts += [("split", lambda: bench.write(part="split", model=split_model, dtype="float32", batch=64, **step_split(
-        MusicgenRunner(bench.model(split_model, "float32"), bench.settings),
-        bench_prompts(64), load_classifier("tiny", device=args.device))))]
-    parts += [("toy_agreement", lambda: toy_agreement(bench))]
-    parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in (COMPILED_PLAN if cuda else [])]
+    if args.profile:
+        plan = ("small-random", "bfloat16", 256, "cudagraphs") if cuda else ("tiny", "float32", 4, "compiled")
+        parts = [("profile", lambda: profile_generation(bench, *plan))]
+    else:
+        parts = [("device_vs_cpu", lambda: device_vs_cpu(bench))]
+        parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in (EAGER_PLAN if cuda else DRY_PLAN)]
+        parts += [("split", lambda: split(bench, "small-random" if cuda else "tiny"))]
+        parts += [("toy_agreement", lambda: toy_agreement(bench))]
+        parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in (COMPILED_PLAN if cuda else [])]
     signal.signal(signal.SIGALRM, _deadline)
     signal.alarm(int(args.budget_s + args.grace_s))  # a part still running then is stopped, its row says so
     for name, part in parts:
