@@ -15,7 +15,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from mgbench.model import decode
-from mgbench.model.decode import CACHES, compiled_decoder, decode_codes, new_cache
+from mgbench.model.decode import CACHES, compiled_decoder, decode_codes, delay_pattern, new_cache
 from mgbench.model.hooks import ADD, REPLACE, Capture, RowEdit, edit_hooks, installed
 from mgbench.model.loading import load_musicgen
 from mgbench.model.runner import GenerationSettings, MusicgenRunner
@@ -153,3 +153,12 @@ def test_decode_steps_read_nothing_on_the_host(tiny, prompts, cache, broken, mon
     if broken == "positions resized" and cache == "dynamic":
         broken = None  # the dynamic cache's length is a Python int: its resize check reads nothing
     assert (reads >= 9) if broken else (reads == 0), reads  # broken: at least one read in each of the 9 steps
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_delay_pattern_equals_transformers_for_the_batch(tiny, batch):
+    """One prompt's pattern tiled over the batch equals transformers' pattern built for the whole batch."""
+    model, start = tiny.model, tiny.model.generation_config.decoder_start_token_id
+    first = torch.full((batch * model.decoder.num_codebooks, 1), start, dtype=torch.long)
+    expected = model.decoder.build_delay_pattern_mask(first, pad_token_id=start, max_length=21)[1]
+    assert torch.equal(delay_pattern(model, batch, 20, torch.device("cpu")), expected)

@@ -83,9 +83,11 @@ def delay_pattern(model: torch.nn.Module, batch: int, steps: int, device: torch.
     """MusicGen's delay pattern for ``steps`` new codes, ``(batch * codebooks, steps + 1)``: the start/pad token
     where a codebook has nothing to say yet (or any more), -1 where a code is to be generated."""
     start = model.generation_config.decoder_start_token_id
-    first = torch.full((batch * model.decoder.num_codebooks, 1), start, dtype=torch.long)
-    # built on the host: transformers reads its start column element by element (a GPU sync each), then one copy
-    return model.decoder.build_delay_pattern_mask(first, pad_token_id=start, max_length=steps + 1)[1].to(device)
+    first = torch.full((model.decoder.num_codebooks, 1), start, dtype=torch.long)
+    # one prompt's, on the host: transformers reads the start column element by element (on a GPU a sync each;
+    # on an H100 at batch 256, 12,800 host reads), then tiled over the batch (rows are prompt-major) and copied once
+    pattern = model.decoder.build_delay_pattern_mask(first, pad_token_id=start, max_length=steps + 1)[1]
+    return pattern.repeat(batch, 1).to(device)
 
 
 def compiled_decoder(model: torch.nn.Module, mode: str) -> torch.nn.Module:
