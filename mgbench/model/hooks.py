@@ -50,7 +50,7 @@ class RowEdit:
             raise ValueError(f"RowEdit mode must be {REPLACE!r} or {ADD!r}, not {self.mode!r}")
 
 
-def _output_tensor(output: "torch.Tensor | tuple") -> torch.Tensor:
+def output_tensor(output: "torch.Tensor | tuple") -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
@@ -75,7 +75,7 @@ def _edit_hook(rows: torch.Tensor, values: torch.Tensor, add: torch.Tensor, batc
     """A hook that edits ``rows`` of a site's output; ``rows``, ``values`` ``(n, 1, hidden)`` and ``add``
     ``(n, 1, 1)`` already live on the model's device in its dtype, so a step copies nothing to the device."""
     def hook(module, args, output):
-        out = _output_tensor(output)
+        out = output_tensor(output)
         if out.shape[0] != batch_rows:
             raise RuntimeError(f"intervention planned for {batch_rows} rows but the decoder ran {out.shape[0]}")
         sel = out.index_select(0, rows)
@@ -146,7 +146,7 @@ class Capture:
         ``components`` locates the sites in ``layers`` (``site_module``)."""
         def make(site: Site):
             def hook(module, args, output):
-                out = _output_tensor(output).detach()
+                out = output_tensor(output).detach()
                 total = out.to(torch.promote_types(out.dtype, torch.float32)).sum(dim=1)
                 self.sums[site] = total if site not in self.sums else self.sums[site] + total
                 self.steps[site] = self.steps.get(site, 0) + out.shape[1]
