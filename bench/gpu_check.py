@@ -2,7 +2,7 @@
 
 In order of priority (each part starts only while the time budget lasts, a part still running when the budget and
 its grace are spent is stopped; rows are written as they finish):
-1. ``tiny`` on the device against the CPU (float32, own loop): the largest audio difference, and the syncs
+1. ``tiny`` on the device against the CPU (float32, own loop, each KV cache): the largest audio difference, the syncs
    that ``torch.cuda.set_sync_debug_mode("warn")`` reports, with where they come from.
 2. Throughput, eager modes first and compiled ones (minutes of compiling on first use) after 3 and 4: clips/s of
    transformers' ``generate`` and of the own loop eager (dynamic and static cache), compiled and with CUDA graphs
@@ -23,6 +23,7 @@ import os
 import signal
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -92,32 +93,41 @@ class Bench:
         return self.models[(name, dtype)]
 
 
+def bench_prompts(batch: int) -> list[str]:
+    """``batch`` guitar prompts, repeated where the concept has fewer (throughput needs no distinct ones)."""
+    prompts = load_concepts().prompts("guitar")
+    return [prompts[i % len(prompts)] for i in range(batch)]
+
+
 def device_vs_cpu(bench: Bench) -> None:
-    """tiny, float32, own loop: the device's audio against the CPU's, and the syncs inside one generation."""
+    """tiny, float32, own loop, each KV cache: the device's audio against the CPU's, and the syncs of one
+    generation with where they come from (``file:line*count``; a source counted once per frame is in the step)."""
     prompts = load_concepts().prompts("jazz", 4)
     cpu = MusicgenRunner(load_musicgen("tiny", dtype=torch.float32), bench.settings).generate(prompts)
-    runner = MusicgenRunner(bench.model("tiny", "float32"), bench.settings)
-    runner.generate(prompts)  # warm-up: first-call allocations are no per-step syncs
     cuda = bench.device.startswith("cuda")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn") if cuda else None
-        try:
-            audio = runner.generate(prompts)
-        finally:
-            torch.cuda.set_sync_debug_mode(0) if cuda else None
-    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
-    sources = sorted({f"{Path(w.filename).name}:{w.lineno}" for w in syncs})
-    bench.write(part="device_vs_cpu", model="tiny", dtype="float32", batch=len(prompts), mode="eager",
-                audio_max_diff=float((audio - cpu).abs().max()), sync_warnings=len(syncs),
-                sync_sources=" ".join(sources))
+    for mode, cache in (("eager", "dynamic"), ("eager_static", "static")):
+        runner = MusicgenRunner(bench.model("tiny", "float32"), bench.settings, cache=cache)
+        runner.generate(prompts)  # warm-up: first-call allocations are no per-step syncs
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn") if cuda else None
+            try:
+                audio = runner.generate(prompts)
+            finally:
+                torch.cuda.set_sync_debug_mode(0) if cuda else None
+        syncs = Counter(f"{Path(w.filename).name}:{w.lineno}" for w in caught
+                        if "synchroniz" in str(w.message).lower())
+        bench.write(part="device_vs_cpu", model="tiny", dtype="float32", batch=len(prompts), mode=mode,
+                    audio_max_diff=float((audio - cpu).abs().max()), frames=runner.max_new_tokens,
+                    sync_warnings=sum(syncs.values()),
+                    sync_sources=" ".join(f"{source}*{n}" for source, n in sorted(syncs.items())))
 
 
 def throughput(bench: Bench, model: str, dtype: str, batch: int, mode: str, edits: bool) -> None:
     """Clips/s of one configuration (after a warm-up call that compiles and captures), with its peak memory."""
     engine, cache, compile_mode = MODES[mode]
     loaded = bench.model(model, dtype)
-    prompts = load_concepts().prompts("guitar", batch)
+    prompts = bench_prompts(batch)
     runner = MusicgenRunner(loaded, bench.settings, engine=engine, cache=cache, compile_mode=compile_mode)
     kwargs = dict(edits=spread_edits(loaded, batch)) if edits else {}
     if bench.device.startswith("cuda"):
@@ -180,6 +190,41 @@ def toy_agreement(bench: Bench) -> None:
                     seconds=time.perf_counter() - start)
 
 
+def split(bench: Bench, model: str) -> None:
+    """The per-step split (``mgbench/model/profile.py``) of ``model`` in float32 at batch 64."""
+    bench.write(part="split", model=model, dtype="float32", batch=64, **step_split(
+        MusicgenRunner(bench.model(model, "float32"), bench.settings), bench_prompts(64),
+        load_classifier("tiny", device=bench.device)))
+
+
+def profile_generation(bench: Bench, model: str, dtype: str, batch: int, mode: str) -> None:
+    """One generation under ``torch.profiler`` after a warm-up: its wall time against the device's busy time
+    (the sum of the kernels' own time), and the operations that take the host's and the device's time
+    (``profile.txt``)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    engine, cache, compile_mode = MODES[mode]
+    runner = MusicgenRunner(bench.model(model, dtype), bench.settings, engine=engine, cache=cache,
+                            compile_mode=compile_mode)
+    prompts, device = bench_prompts(batch), torch.device(bench.device)
+    runner.generate(prompts)  # compiles and captures
+    sync(device)
+    cuda = device.type == "cuda"
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        runner.generate(prompts)
+        sync(device)
+    wall_ms = 1e3 * (time.perf_counter() - start)
+    events = prof.key_averages()
+    # kernels are counted once, under the host operation that launched them (a graph replay holds its kernels)
+    busy_ms = sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CPU) / 1e3
+    sorts = ("self_device_time_total", "cpu_time_total") if cuda else ("self_cpu_time_total",)
+    (bench.out / "profile.txt").write_text("\n\n".join(events.table(sort_by=key, row_limit=25) for key in sorts))
+    bench.write(part="profile", model=model, dtype=dtype, batch=batch, mode=mode, frames=runner.max_new_tokens,
+                wall_ms=wall_ms, device_busy_ms=busy_ms, device_busy_share=busy_ms / wall_ms)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda")
@@ -188,6 +233,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=1.0, help="clip length of the throughput runs")
     p.add_argument("--budget-s", type=float, default=200, help="start nothing after this many seconds")
     p.add_argument("--grace-s", type=float, default=40, help="then stop the running part after this many more")
+    p.add_argument("--profile", action="store_true", help="only profile one generation (CUDA graphs, bfloat16)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -195,14 +241,15 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     bench.write(part="machine", device=torch.cuda.get_device_name() if cuda else "cpu", torch=torch.__version__,
                 transformers=__import__("transformers").__version__)
-    split_model = "small-random" if cuda else "tiny"
-    parts = [("device_vs_cpu", lambda: device_vs_cpu(bench))]
-    parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in (EAGER_PLAN if cuda else DRY_PLAN)]
-    parts += [("split", lambda: bench.write(part="split", model=split_model, dtype="float32", batch=64, **step_split(
-        MusicgenRunner(bench.model(split_model, "float32"), bench.settings),
-        load_concepts().prompts("guitar", 64), load_classifier("tiny", device=args.device))))]
-    parts += [("toy_agreement", lambda: toy_agreement(bench))]
-    parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in (COMPILED_PLAN if cuda else [])]
+    if args.profile:
+        plan = ("small-random", "bfloat16", 256, "cudagraphs") if cuda else ("tiny", "float32", 4, "compiled")
+        parts = [("profile", lambda: profile_generation(bench, *plan))]
+    else:
+        parts = [("device_vs_cpu", lambda: device_vs_cpu(bench))]
+        parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in (EAGER_PLAN if cuda else DRY_PLAN)]
+        parts += [("split", lambda: split(bench, "small-random" if cuda else "tiny"))]
+        parts += [("toy_agreement", lambda: toy_agreement(bench))]
+        parts += [(f"throughput {c}", lambda c=c: throughput(bench, *c)) for c in (COMPILED_PLAN if cuda else [])]
     signal.signal(signal.SIGALRM, _deadline)
     signal.alarm(int(args.budget_s + args.grace_s))  # a part still running then is stopped, its row says so
     for name, part in parts:

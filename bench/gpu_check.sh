@@ -5,6 +5,7 @@
 #   256), plain and edited (hook overhead); the per-step split; the toy world's effects in float32 / bfloat16 / CUDA
 #   graphs vs the CPU; then compiled and CUDA-graph throughput and medium-random -> $OUT/gpu_check.csv (also
 #   printed at the end), $OUT/gpu_check.log
+#   PROFILE=1 instead profiles one CUDA-graph generation (small-random, bfloat16, batch 256) -> $OUT/profile.txt
 #   BENCH=1 also runs the tiny bench suite on CUDA (golden values checked as on the CPU; 80 s at most).
 # Models and caches go to $WORK (default /tmp/mgbench-gpu), never $OUT. No pipes: a stopped run leaves no process
 # holding them open (the first run on a GPU hung so, and nothing came back; docs/performance.md).
@@ -20,7 +21,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's mgbench
 if [[ $DEVICE == cuda ]]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$OUT/gpu.csv" 2>&1
   timeout -k 10 300 python bench/gpu_check.py --device cuda --out "$OUT" --work "$WORK" --budget-s "${BUDGET_S:-200}" \
-    > "$OUT/gpu_check.log" 2>&1
+    ${PROFILE:+--profile} > "$OUT/gpu_check.log" 2>&1
   echo "gpu_check.py: exit $?"
   if [[ ${BENCH:-0} == 1 ]]; then
     # the plugin's entry point exists only where mgbench is pip-installed
@@ -31,7 +32,8 @@ if [[ $DEVICE == cuda ]]; then
     echo "tiny bench on CUDA: exit $? ($(tail -1 "$OUT/bench-tiny.log"))"
   fi
 else
-  python bench/gpu_check.py --device cpu --out "$OUT" --work "$WORK" --seconds 0.5 --budget-s "${BUDGET_S:-200}" > "$OUT/gpu_check.log" 2>&1
+  python bench/gpu_check.py --device cpu --out "$OUT" --work "$WORK" --seconds 0.5 --budget-s "${BUDGET_S:-200}" \
+    ${PROFILE:+--profile} > "$OUT/gpu_check.log" 2>&1
   echo "gpu_check.py: exit $?"
 fi
 cat "$OUT/gpu_check.csv"

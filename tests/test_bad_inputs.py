@@ -91,6 +91,8 @@ CASES = [
          "--compile default compiles mgbench's own decode loop: use it with --backend transformers --engine own"),
     case("compile-audiocraft", [*RUN, "--backend", "audiocraft", "--compile", "reduce-overhead"],
          "--compile reduce-overhead compiles mgbench's own decode loop"),
+    case("tunedlens-audiocraft", [*RUN, "--backend", "audiocraft", "--experiments", "tunedlens"],
+         "tunedlens runs on the transformers backend, not audiocraft"),
     case("compile-bogus", [*RUN, "--compile", "max"], "argument --compile: invalid choice: 'max' (choose from 'off', "
                                                       "'default', 'reduce-overhead')"),
     case("device-tpu", [*RUN, "--device", "tpu"], "unknown device 'tpu'; use cpu, cuda or cuda:N"),

@@ -8,10 +8,14 @@ masked), which changes float64 activations in the last bits (measured: 1.4e-13 a
 size ~300, i.e. ~5e-16 relative), not the codes.
 """
 
+import contextlib
+
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from mgbench.model.decode import compiled_decoder, decode_codes, new_cache
+from mgbench.model import decode
+from mgbench.model.decode import CACHES, compiled_decoder, decode_codes, delay_pattern, new_cache
 from mgbench.model.hooks import ADD, REPLACE, Capture, RowEdit, edit_hooks, installed
 from mgbench.model.loading import load_musicgen
 from mgbench.model.runner import GenerationSettings, MusicgenRunner
@@ -102,3 +106,59 @@ def test_own_loop_handles_clips_shorter_than_the_delay_pattern(exact_model, prom
     settings = GenerationSettings(seconds=0.04, seed=3)
     reference, own = (MusicgenRunner(exact_model, settings, engine=e) for e in ("generate", "own"))
     assert torch.equal(own.generate(prompts), reference.generate(prompts))
+
+
+class HostReads(TorchDispatchMode):
+    """Counts the operations that read a tensor's values on the host (``bool``, ``item``, ``nonzero``, masked
+    selects): on a GPU each one waits for the queue (a sync)."""
+
+    READS = ("aten._local_scalar_dense", "aten.is_nonzero", "aten.nonzero", "aten.masked_select", "aten.equal")
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += str(func.overloadpacket) in self.READS
+        return func(*args, **(kwargs or {}))
+
+
+def _host_reads_in_steps(loaded, prompts, cache: str, monkeypatch) -> int:
+    """Host reads inside the decode loop's steps (after the set-up: text encoding, the delay pattern)."""
+    reads, steps = HostReads(), decode._decode_steps
+
+    def counted(*args):
+        with reads:
+            steps(*args)
+
+    monkeypatch.setattr(decode, "_decode_steps", counted)
+    inputs = loaded.processor(text=prompts, padding=True, return_tensors="pt")
+    pick = MusicgenRunner(loaded, GenerationSettings(seconds=0.5, seed=3)).sampler(prompts).sample
+    decode_codes(loaded.model, inputs["input_ids"], inputs["attention_mask"], 10, 3.0, pick, cache)
+    return reads.count
+
+
+@pytest.mark.parametrize("cache", CACHES)
+@pytest.mark.parametrize("broken", [None, "mask per step", "positions resized"])
+def test_decode_steps_read_nothing_on_the_host(tiny, prompts, cache, broken, monkeypatch):
+    """The steps (decoder, guidance, sampler, delay pattern) read nothing on the host, so a step never waits
+    for the GPU. Broken on purpose, as transformers' step does it: a cross-attention mask built in every step
+    (its padding checked on the host), and the position table's resize check on the static cache's length (a
+    tensor)."""
+    if broken == "mask per step":
+        monkeypatch.setattr(decode, "cross_attention_mask", lambda model, states, mask: mask)
+    if broken == "positions resized":
+        monkeypatch.setattr(decode, "presized_positions", lambda model, length: contextlib.nullcontext())
+    reads = _host_reads_in_steps(tiny, prompts, cache, monkeypatch)
+    if broken == "positions resized" and cache == "dynamic":
+        broken = None  # the dynamic cache's length is a Python int: its resize check reads nothing
+    assert (reads >= 9) if broken else (reads == 0), reads  # broken: at least one read in each of the 9 steps
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_delay_pattern_equals_transformers_for_the_batch(tiny, batch):
+    """One prompt's pattern tiled over the batch equals transformers' pattern built for the whole batch."""
+    model, start = tiny.model, tiny.model.generation_config.decoder_start_token_id
+    first = torch.full((batch * model.decoder.num_codebooks, 1), start, dtype=torch.long)
+    expected = model.decoder.build_delay_pattern_mask(first, pad_token_id=start, max_length=21)[1]
+    assert torch.equal(delay_pattern(model, batch, 20, torch.device("cpu")), expected)

@@ -117,6 +117,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     info = {**run_info(session), "selection": asdict(selection)}
     written = write_tables(out, tables, info)
+    if "tunedlens" in tables:  # the translators, next to the rows they made
+        from ..experiments.tunedlens import write_lens
+
+        written.append(write_lens(session, out))
     lines = [f"# mgbench run: {args.model}", ""] + [f"- {k}: {v}" for k, v in info.items() if k != "versions"]
     for name, table in summarize(tables).items():
         lines += ["", f"## {name}", "", table.round(4).reset_index().to_markdown(index=False)]

@@ -11,6 +11,8 @@ import pandas as pd
 import torch
 
 from ..concepts.audioset import label_names
+from ..lens.translators import TunedLens
+from ..model.hooks import installed
 from .metrics import ndcg, random_ranking_ndcg, self_similarity
 from .resume import chunks, fill_table
 from .session import Session
@@ -29,10 +31,11 @@ def decoderlens_grid(concepts: list[str], layers: list[int], prompts: int) -> pd
     return pd.DataFrame([(c, layer, p) for c in concepts for layer in layers for p in range(prompts)], columns=IDS)
 
 
-def run_decoderlens(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
+def run_decoderlens(session: Session, wanted: pd.DataFrame, lens: "TunedLens | None" = None) -> pd.DataFrame:
     """Compute (or read from the store) the rows of ``wanted``: ndcg, whether the concept is recognized among its
-    category's, and the top-5 labels per (concept, layer, prompt)."""
-    num_layers = session.musicgen.num_layers
+    category's, and the top-5 labels per (concept, layer, prompt). With ``lens`` each cut is followed by its
+    translator (table ``tunedlens``)."""
+    num_layers, layers = session.musicgen.num_layers, session.musicgen.decoder_layers
 
     def compute(batch: pd.DataFrame) -> pd.DataFrame:
         layer = int(batch["layer"].iloc[0])
@@ -41,7 +44,8 @@ def run_decoderlens(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
                                   for c, p in zip(batch["concept"], batch["prompt_id"])])
         else:
             prompts = [session.prompts(c)[p] for c, p in zip(batch["concept"], batch["prompt_id"])]
-            logits = session.classify(session.runner.generate(prompts, cut=layer + 1))
+            with installed([(layers[layer], lens.hook(layer))] if lens is not None else []):
+                logits = session.classify(session.runner.generate(prompts, cut=layer + 1))
         concepts = [session.concepts.get(c) for c in batch["concept"]]
         return batch.assign(ndcg=[ndcg(row, c.label_indices).item() for row, c in zip(logits, concepts)],
                             recognized=[session.concepts.recognized(row, c) for row, c in zip(logits, concepts)],
@@ -54,7 +58,8 @@ def run_decoderlens(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
         return [piece for _, group in missing.groupby("layer", sort=True)
                 for piece in chunks(group, session.batch_size)]
 
-    table = fill_table(session.store, "decoderlens", wanted, IDS, compute, batches, "decoderlens")
+    name = "decoderlens" if lens is None else "tunedlens"
+    table = fill_table(session.store, name, wanted, IDS, compute, batches, name)
     return _label(session, table)
 
 

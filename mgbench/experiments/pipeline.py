@@ -23,8 +23,9 @@ from .ceiling import ceiling_grid, run_ceiling
 from .decoderlens import decoderlens_grid, run_decoderlens, run_similarity
 from .interventions import SWEEP_IDS, TECHNIQUES, UNSCALED, intervention_grid, run_interventions, store_table
 from .session import Session
+from .tunedlens import FIT_COLUMNS, check_backend, run_tunedlens, tuned_lens
 
-EXPERIMENTS = ("decoderlens", "similarity", "interventions", "ceiling")
+EXPERIMENTS = ("decoderlens", "similarity", "interventions", "ceiling", "tunedlens")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Selection:
         for e in self.experiments:
             if e not in EXPERIMENTS:
                 raise unknown("experiment", e, EXPERIMENTS)
+        if "tunedlens" in self.experiments:
+            check_backend(session)
         for t in self.techniques:
             if t not in TECHNIQUES:
                 raise unknown("technique", t, list(TECHNIQUES))
@@ -144,7 +147,8 @@ def parse_frames(text: "str | None") -> "tuple[int, int] | None":
 
 
 #: the experiments whose rows are stored in the result store, by table name: wanted row ids -> their table
-ROW_TABLES = {"decoderlens": run_decoderlens, "interventions": run_interventions, "ceiling": run_ceiling}
+ROW_TABLES = {"decoderlens": run_decoderlens, "interventions": run_interventions, "ceiling": run_ceiling,
+              "tunedlens": run_tunedlens}
 
 
 def stored_name(name: str, grid: pd.DataFrame) -> str:
@@ -162,8 +166,9 @@ def selection_grids(session: Session, selection: Selection) -> dict[str, pd.Data
     concepts, n = selected_concepts(session, selection), session.config.prompts
     layers = list(selection.layers) if selection.layers else None
     grids: dict[str, pd.DataFrame] = {}
-    if "decoderlens" in selection.experiments:
-        grids["decoderlens"] = decoderlens_grid(concepts, layers or list(range(session.musicgen.num_layers)), n)
+    for lens in ("decoderlens", "tunedlens"):
+        if lens in selection.experiments:
+            grids[lens] = decoderlens_grid(concepts, layers or list(range(session.musicgen.num_layers)), n)
     if "interventions" in selection.experiments:
         sites = all_sites(session.musicgen.num_layers, selection.components, layers)
         grids["interventions"] = intervention_grid(concepts, list(selection.techniques), sites, n,
@@ -183,6 +188,8 @@ def run_selection(session: Session, selection: Selection) -> dict[str, pd.DataFr
             tables[name] = run_similarity(session, selected_concepts(session, selection))
         elif name in grids:
             tables[name] = ROW_TABLES[name](session, grids[name])
+    if "tunedlens" in tables:
+        tables["tunedlens_fit"] = tuned_lens(session)[1].assign(model=session.config.model)[["model", *FIT_COLUMNS]]
     return tables
 
 
@@ -232,8 +239,9 @@ def summarize(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         if not table.empty:  # (a narrow selection may have no MLP rows: no empty table)
             out[name] = with_intervals(table, by, metrics).set_index(by)
 
-    if "decoderlens" in tables:
-        aggregate("decoderlens", tables["decoderlens"], ["concept", "layer"], ["ndcg"])
+    for lens in ("decoderlens", "tunedlens"):
+        if lens in tables:
+            aggregate(lens, tables[lens], ["concept", "layer"], ["ndcg"])
     if "interventions" in tables and not tables["interventions"].empty:
         iv = tables["interventions"]
         sweep = [c for c in SWEEP_IDS if c in iv.columns]  # (--alphas, --frames: one aggregate per alpha, window)

@@ -73,7 +73,8 @@ def pass_concepts(session: Session, selection: Selection) -> list[str]:
     """The concepts whose passes the selection needs: all of them, unless it runs only DecoderLens rows before the
     last layer (the last layer's rows reuse the baseline clips)."""
     last = session.musicgen.num_layers - 1
-    only_lens = set(selection.experiments) == {"decoderlens"} and selection.layers and last not in selection.layers
+    lenses_only = set(selection.experiments) <= {"decoderlens", "tunedlens"}
+    only_lens = lenses_only and selection.layers and last not in selection.layers
     return [] if only_lens else selected_concepts(session, selection)
 
 
@@ -81,14 +82,15 @@ def missing_work(session: Session, selection: Selection, shards: int = 1, clips:
     """For each of ``shards`` shards (one: the whole selection), the clips it still has to generate, per experiment
     and ``baselines`` (concept passes); the store is read once.
 
-    DecoderLens rows of the last layer reuse the baseline clips and count for nothing; with ``clips=False`` they
-    count as the rows they are (then the numbers are rows still to store, and prompts of passes still to store).
+    DecoderLens and tuned-lens rows of the last layer reuse the baseline clips and count for nothing; with
+    ``clips=False`` they count as the rows they are (then the numbers are rows still to store, and prompts of passes
+    still to store).
     """
     parts = [Shard(i, shards) for i in range(1, shards + 1)]
     work: list[dict[str, int]] = [{} for _ in parts]
     for name, grid in selection_grids(session, selection).items():
         missing = missing_mask(session.store, stored_name(name, grid), grid, list(grid.columns))
-        if name == "decoderlens" and clips:
+        if name in ("decoderlens", "tunedlens") and clips:
             missing &= grid.layer != session.musicgen.num_layers - 1
         for shard, counts in zip(parts, work):
             counts[name] = int(shard.pick(missing.to_frame()).iloc[:, 0].sum())

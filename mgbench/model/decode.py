@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
+from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.musicgen.modeling_musicgen import MusicgenSinusoidalPositionalEmbedding
 
 from .hooks import PERSISTENT_HOOK
@@ -40,9 +41,10 @@ def greedy(scores: torch.Tensor, step: int) -> torch.Tensor:
 
 
 def encode_text(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                guided: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                guided: bool) -> tuple[torch.Tensor, "torch.Tensor | None"]:
     """The decoder's cross-attention inputs, computed once: T5 states (a zero "null" half appended for guidance),
-    projected by ``enc_to_dec_proj`` where the widths differ and zeroed at padding, and their mask."""
+    projected by ``enc_to_dec_proj`` where the widths differ and zeroed at padding, and the step's mask
+    (``cross_attention_mask``)."""
     states = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     if guided:
         states = torch.cat([states, torch.zeros_like(states)])
@@ -50,7 +52,19 @@ def encode_text(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask:
     if (model.text_encoder.config.hidden_size != model.decoder.config.hidden_size
             and model.decoder.config.cross_attention_hidden_size is None):
         states = model.enc_to_dec_proj(states)
-    return states * attention_mask[..., None], attention_mask
+    states = states * attention_mask[..., None]
+    return states, cross_attention_mask(model, states, attention_mask)
+
+
+def cross_attention_mask(model: torch.nn.Module, states: torch.Tensor,
+                         attention_mask: torch.Tensor) -> "torch.Tensor | None":
+    """transformers' cross-attention mask of a one-frame step, made once per batch: built inside every step, it
+    checks the text padding on the host (``padding_mask.all()``), a GPU sync per step. Same values as the step's
+    own (its 4D mask is passed through as is; ``None`` where the attention needs none)."""
+    decoder = model.decoder.model.decoder
+    frame = states.new_empty(states.shape[0], 1, decoder.config.hidden_size, dtype=decoder.embed_tokens[0].weight.dtype)
+    return create_bidirectional_mask(config=decoder.config, inputs_embeds=frame, attention_mask=attention_mask,
+                                     encoder_hidden_states=states)
 
 
 def new_cache(model: torch.nn.Module, kind: str, length: int, text_length: int) -> EncoderDecoderCache:
@@ -69,8 +83,11 @@ def delay_pattern(model: torch.nn.Module, batch: int, steps: int, device: torch.
     """MusicGen's delay pattern for ``steps`` new codes, ``(batch * codebooks, steps + 1)``: the start/pad token
     where a codebook has nothing to say yet (or any more), -1 where a code is to be generated."""
     start = model.generation_config.decoder_start_token_id
-    first = torch.full((batch * model.decoder.num_codebooks, 1), start, dtype=torch.long, device=device)
-    return model.decoder.build_delay_pattern_mask(first, pad_token_id=start, max_length=steps + 1)[1]
+    first = torch.full((model.decoder.num_codebooks, 1), start, dtype=torch.long)
+    # one prompt's, on the host: transformers reads the start column element by element (on a GPU a sync each;
+    # on an H100 at batch 256, 12,800 host reads), then tiled over the batch (rows are prompt-major) and copied once
+    pattern = model.decoder.build_delay_pattern_mask(first, pad_token_id=start, max_length=steps + 1)[1]
+    return pattern.repeat(batch, 1).to(device)
 
 
 def compiled_decoder(model: torch.nn.Module, mode: str) -> torch.nn.Module:
@@ -91,7 +108,8 @@ def compiled_decoder(model: torch.nn.Module, mode: str) -> torch.nn.Module:
 
 class _PresizedPositions(MusicgenSinusoidalPositionalEmbedding):
     """transformers' sinusoidal positions without their resize branch, an ``if`` on the static cache's length (a
-    tensor) that breaks a compiled graph; the table is sized up front (``presized_positions``)."""
+    tensor) that breaks a compiled graph and syncs an eager step with the GPU; the table is sized up front
+    (``presized_positions``)."""
 
     def forward(self, input_ids: torch.Tensor, cache_length: "int | torch.Tensor" = 0) -> torch.Tensor:
         position_ids = torch.arange(input_ids.shape[-1], device=input_ids.device) + cache_length
@@ -101,7 +119,7 @@ class _PresizedPositions(MusicgenSinusoidalPositionalEmbedding):
 @contextlib.contextmanager
 def presized_positions(model: torch.nn.Module, length: int) -> Iterator[None]:
     """For the block, the decoder's position table holds ``length`` positions and is read without the resize
-    branch (same values, no graph break when compiled)."""
+    branch (same values, no graph break when compiled, no sync when eager)."""
     positions = model.decoder.model.decoder.embed_positions
     if positions.weights.size(0) < length:
         positions.make_weights(length, positions.embedding_dim)
@@ -128,13 +146,13 @@ def decode_codes(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask
     codes = pattern.clone()  # column t feeds step t; step t writes column t + 1 where the pattern says -1
     codes[:, 0] = model.generation_config.decoder_start_token_id  # (too short a clip leaves no pattern: all -1)
     kv = new_cache(model, cache, steps + 1, states.shape[1])
-    with presized_positions(model, steps + 1) if compile_mode else contextlib.nullcontext():
+    with presized_positions(model, steps + 1) if cache == "static" else contextlib.nullcontext():
         _decode_steps(model, step, codes, pattern, states, mask, kv, guidance_scale, pick)
     return codes[codes != model.generation_config.pad_token_id].reshape(batch, model.decoder.num_codebooks, -1)
 
 
 def _decode_steps(model: torch.nn.Module, step: torch.nn.Module, codes: torch.Tensor, pattern: torch.Tensor,
-                  states: torch.Tensor, mask: torch.Tensor, kv: EncoderDecoderCache, guidance_scale: float,
+                  states: torch.Tensor, mask: "torch.Tensor | None", kv: EncoderDecoderCache, guidance_scale: float,
                   pick: TokenPicker) -> None:
     """Fill ``codes`` column by column: one decoder forward per frame (``step`` after the first)."""
     guided = guidance_scale > 1

@@ -77,7 +77,7 @@ class FrameClock:
         return decoder, hook
 
 
-def _output_tensor(output: "torch.Tensor | tuple") -> torch.Tensor:
+def output_tensor(output: "torch.Tensor | tuple") -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
@@ -111,7 +111,7 @@ def _edit_hook(rows: torch.Tensor, values: torch.Tensor, add: torch.Tensor, batc
     picked: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     def hook(module, args, output):
-        out = _output_tensor(output)
+        out = output_tensor(output)
         if out.shape[0] != batch_rows:
             raise RuntimeError(f"intervention planned for {batch_rows} rows but the decoder ran {out.shape[0]}")
         at_rows, at_values, at_add = rows, values, add
@@ -201,7 +201,7 @@ class Capture:
         ``components`` locates the sites in ``layers`` (``site_module``)."""
         def make(site: Site):
             def hook(module, args, output):
-                out = _output_tensor(output).detach()
+                out = output_tensor(output).detach()
                 total = out.to(torch.promote_types(out.dtype, torch.float32)).sum(dim=1)
                 self.sums[site] = total if site not in self.sums else self.sums[site] + total
                 self.steps[site] = self.steps.get(site, 0) + out.shape[1]

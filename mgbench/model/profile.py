@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .decode import decode_audio, encode_text, guide, new_cache
+from .decode import decode_audio, encode_text, guide, new_cache, presized_positions
 from .hooks import REPLACE, RowEdit, edit_hooks, installed
 from .loading import LoadedMusicgen
 from .runner import MusicgenRunner
@@ -41,7 +41,7 @@ def timed_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> fl
     return statistics.median(times)
 
 
-def _decoder_steps_ms(runner: MusicgenRunner, states: torch.Tensor, mask: torch.Tensor, steps: int,
+def _decoder_steps_ms(runner: MusicgenRunner, states: torch.Tensor, mask: "torch.Tensor | None", steps: int,
                       hooks: list) -> float:
     """Median ms of one cached decoder forward over ``steps`` consecutive frames (after a first one)."""
     model, rows = runner.loaded.model, states.shape[0]
@@ -50,7 +50,7 @@ def _decoder_steps_ms(runner: MusicgenRunner, states: torch.Tensor, mask: torch.
     cache = new_cache(model, "static", runner.max_new_tokens + 1, states.shape[1])  # a real clip's attention length
     step = lambda: model.decoder(input_ids=frame, encoder_hidden_states=states,  # noqa: E731
                                  encoder_attention_mask=mask, cache=cache, use_cache=True)
-    with installed(hooks):
+    with installed(hooks), presized_positions(model, runner.max_new_tokens + 1):
         return timed_ms(step, states.device, steps)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from .hooks import RowEdit, _output_tensor, edit_rows, has_windows, persistent
+from .hooks import RowEdit, edit_rows, has_windows, output_tensor, persistent
 from .sites import COMPONENT_MODULES, all_sites, site_module
 
 #: the layers' attribute that holds their slots
@@ -42,7 +42,7 @@ class EditSlots:
 
     def _hook(self, i: int):
         def hook(module, args, output):
-            out = _output_tensor(output)
+            out = output_tensor(output)
             if out.shape[0] != self.rows:  # a batch the slots were not set for: nothing to edit
                 return output
             edited = torch.where(self.mask[i], torch.where(self.add[i], out + self.values[i], self.values[i]), out)

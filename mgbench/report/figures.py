@@ -55,9 +55,12 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def decoderlens_figure(dl: pd.DataFrame, model: str, rules: list[dict], path: Path) -> pd.DataFrame:
-    """Figure 2: mean NDCG per layer with its 95% band, instruments and genres; paper readings hatched."""
+def decoderlens_figure(dl: pd.DataFrame, model: str, rules: list[dict], path: Path,
+                       tuned: "pd.DataFrame | None" = None) -> pd.DataFrame:
+    """Figure 2: mean NDCG per layer with its 95% band, instruments and genres; paper readings hatched. With
+    ``tuned`` (the ``tunedlens`` rows) each concept's tuned-lens curve is drawn dashed beside its cut's."""
     table = with_intervals(dl, ["concept", "layer"], "ndcg")
+    lens = with_intervals(tuned, ["concept", "layer"], "ndcg") if tuned is not None and not tuned.empty else None
     categories = dl.drop_duplicates("concept").set_index("concept").category
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, category in zip(axes, ("instrument", "genre")):
@@ -66,15 +69,22 @@ def decoderlens_figure(dl: pd.DataFrame, model: str, rules: list[dict], path: Pa
             color, curve = f"C{i}", table[table.concept == concept]
             ax.plot(curve.layer, curve.ndcg, color=color, label=concept, marker=".")
             ax.fill_between(curve.layer, curve.ndcg_lo, curve.ndcg_hi, color=color, alpha=BAND_ALPHA, lw=0)
+            if lens is not None and concept in set(lens.concept):
+                tuned_curve = lens[lens.concept == concept]
+                ax.plot(tuned_curve.layer, tuned_curve.ndcg, color=color, ls="--", marker="x",
+                        label=f"{concept} (tuned)")
             for rule in _rules(rules, experiment="decoderlens", size=model, concept=concept):
                 _draw_reading(ax, rule, color)
         ax.set(title=f"{category}s ({model})", xlabel="layer", ylabel="NDCG")
         if ax.lines:
             ax.legend(fontsize=7)
     fig.suptitle("DecoderLens recognizability (bands: 95% intervals over prompts; hatched and diamonds: the paper's "
-                 "Figure 2 readings)")
+                 "Figure 2 readings" + ("; dashed: tuned lens)" if lens is not None else ")"))
     _save(fig, path)
-    return table.set_index(["concept", "layer"])
+    if lens is None:
+        return table.set_index(["concept", "layer"])
+    return pd.concat({"cut": table, "tuned lens": lens}, names=["lens"]).reset_index(0).set_index(
+        ["lens", "concept", "layer"])
 
 
 def similarity_figure(sim: pd.DataFrame, model: str, path: Path, concepts: tuple[str, ...] = ("guitar", "edm")

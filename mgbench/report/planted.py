@@ -16,7 +16,9 @@ from .results import Results
 Block = tuple
 EXPECTED = {"no_path_silent": "no-path sites: every |effect| < 1e-6", "entry_ranks_first": "entry site ranks first",
             "sites_separate": "AUROC of the entry site vs the others >= 0.9",
-            "lens_chance": "cuts before the entry: recognized at chance", "lens_full": "full model: above chance"}
+            "lens_chance": "cuts before the entry: recognized at chance", "lens_full": "full model: above chance",
+            "tuned_chance": "tuned lens before the entry: recognized at chance",
+            "tuned_reaches_final": "tuned lens at the entry: above chance, not below the full model"}
 
 
 def planted_blocks(results: Results) -> list[Block]:
@@ -26,7 +28,8 @@ def planted_blocks(results: Results) -> list[Block]:
         planted = info.get("planted")
         if not planted:
             continue
-        tables = {name: _mine(results.table(name), model) for name in ("interventions", "ceiling", "decoderlens")}
+        tables = {name: _mine(results.table(name), model)
+                  for name in ("interventions", "ceiling", "decoderlens", "tunedlens")}
         blocks += [("h", 2, f"Planted truth recovered? ({model})"),
                    ("p", f"Planted: {planted['statement']}. Each row is a check the suite must pass on this model "
                          "(docs/toy-world.md says why each holds).")]
@@ -37,6 +40,9 @@ def planted_blocks(results: Results) -> list[Block]:
         if not tables["decoderlens"].empty:
             blocks += [("h", 3, "DecoderLens: concepts recognized among their category, per cut"),
                        ("table", lens_table(tables["decoderlens"], planted))]
+        if not tables["tunedlens"].empty:
+            blocks += [("h", 3, "Tuned lens: concepts recognized among their category, per cut and translator"),
+                       ("table", lens_table(tables["tunedlens"], planted))]
     return blocks
 
 
@@ -60,6 +66,11 @@ def _checks(tables: dict[str, pd.DataFrame], planted: dict) -> pd.DataFrame:
         rows.append({"check": "lens rises at", "where": "-", "expected": f"L{planted['entry_layer']} or later",
                      "recovered": "cannot judge" if first is None else "yes" if first >= planted["entry_layer"]
                      else "NO", "numbers": f"first cut above chance: {'none' if first is None else f'L{first}'}"})
+    tuned = tables.get("tunedlens", pd.DataFrame())
+    if not tuned.empty and not lens.empty:
+        for layer in sorted(set(tuned.layer) & set(range(planted["entry_layer"] + 1))):
+            check = "tuned_chance" if layer < planted["entry_layer"] else "tuned_reaches_final"
+            rows.append(_row(check, f"L{layer}", run_check(check, tables, planted, layer=layer)))
     return pd.DataFrame(rows).set_index("check") if rows else pd.DataFrame({"check": ["no rows"]}).set_index("check")
 
 

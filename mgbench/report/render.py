@@ -49,7 +49,9 @@ def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results |
         blocks.append(("h", 2, f"Figures: {model}"))
         if not dl.empty and model in set(dl.model):
             path = fig_dir / f"fig2-decoderlens-{model}.png"
-            table = figures.decoderlens_figure(dl[dl.model == model], model, rules, path)
+            tuned = results.table("tunedlens")
+            table = figures.decoderlens_figure(dl[dl.model == model], model, rules, path,
+                                               tuned[tuned.model == model] if not tuned.empty else None)
             blocks += [("h", 3, "Figure 2: DecoderLens recognizability (NDCG)"), ("img", path), ("table", table)]
         if not sim.empty and model in set(sim.model):
             path = fig_dir / f"fig3-similarity-{model}.png"

@@ -11,11 +11,12 @@ import pandas as pd
 from ..errors import ConfigError
 from ..stats.intervals import with_intervals
 
-TABLES = ("decoderlens", "similarity", "interventions", "ceiling")
+TABLES = ("decoderlens", "similarity", "interventions", "ceiling", "tunedlens")
 #: a run that swept alpha (``--alphas``): its interventions with every alpha, the table ``steering``; the table
 #: ``interventions`` keeps its alpha-1 rows, the paper's edits, for every figure and check made for those
 #: the columns the report reads from each table (a table without them is from an older mgbench or another tool)
 COLUMNS = {"decoderlens": ("model", "concept", "category", "layer", "prompt_id", "ndcg"),
+           "tunedlens": ("model", "concept", "category", "layer", "prompt_id", "ndcg"),
            "similarity": ("model", "concept", "layer_i", "layer_j", "distance"),
            "interventions": ("model", "technique", "original", "desired", "pair_type", "layer", "component",
                              "prompt_id", "effect", "effect_original", "effect_desired", "precision"),

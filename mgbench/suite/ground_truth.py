@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from scipy.stats import binomtest
+from scipy.stats import binomtest, fisher_exact
 from sklearn.metrics import roc_auc_score
 
 from ..errors import ConfigError
@@ -30,6 +30,7 @@ MIN_AUROC = 0.9
 ALPHA = 0.01  # binomial tests of recognition against chance
 INTERVENTION_CHECKS = ("no_path_silent", "entry_ranks_first", "sites_separate")
 LENS_CHECKS = ("lens_chance", "lens_full")
+TUNED_LENS_CHECKS = ("tuned_chance", "tuned_reaches_final")
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,26 @@ def lens_check(lens: pd.DataFrame, layer: int, at_chance: bool) -> GroundTruth:
     return GroundTruth(bool(holds), metrics, f"L{layer}: " + ", ".join(parts))
 
 
+def reaches_final(lens: pd.DataFrame, layer: int, final: pd.DataFrame, final_layer: int) -> GroundTruth:
+    """Recognition at ``layer`` of ``lens`` (a tuned lens' rows) above chance and not below the full model's
+    (``final`` at ``final_layer``), per category: a one-sided binomial test against chance (p < ALPHA) and a
+    one-sided Fisher exact test of fewer recognized than the full model (p >= ALPHA)."""
+    above = lens_check(lens, layer, at_chance=False)
+    if above.holds is None:
+        return above
+    full, metrics, parts, holds = recognition(final, final_layer), dict(above.metrics), [], bool(above.holds)
+    for category, (hits, n, _) in recognition(lens, layer).items():
+        if category not in full:
+            return GroundTruth(None, {}, f"no full-model rows for {category}s at layer {final_layer}")
+        final_hits, final_n, _ = full[category]
+        p = fisher_exact([[hits, n - hits], [final_hits, final_n - final_hits]], alternative="less").pvalue
+        holds &= p >= ALPHA
+        metrics |= {f"{category}_final_recognized": final_hits / final_n, f"{category}_fewer_p": p}
+        parts.append(f"{category} {hits}/{n} vs full model {final_hits}/{final_n} (fewer: p {p:.3g})")
+    chance = above.detail.split(": ", 1)[1]
+    return GroundTruth(bool(holds), metrics, f"L{layer}: " + ", ".join(parts) + f"; {chance}")
+
+
 def first_layer_above_chance(lens: pd.DataFrame) -> "int | None":
     """The first cut whose clips are recognized above chance in every category (p < ALPHA), or None."""
     for layer in sorted(set(lens.layer)):
@@ -144,7 +165,7 @@ def planted_truth(model: str) -> dict:
 
 def run_check(check: str, tables: dict[str, pd.DataFrame], planted: dict, technique: "str | None" = None,
               layer: "int | None" = None) -> GroundTruth:
-    """One ground-truth check on a run's tables (``interventions``, ``ceiling``, ``decoderlens``)."""
+    """One ground-truth check on a run's tables (``interventions``, ``ceiling``, ``decoderlens``, ``tunedlens``)."""
     if check == "no_path_silent":
         return no_path_silent(tables["interventions"], planted, technique)
     if check == "entry_ranks_first":
@@ -153,4 +174,10 @@ def run_check(check: str, tables: dict[str, pd.DataFrame], planted: dict, techni
         return sites_separate(tables["interventions"], planted, technique)
     if check in LENS_CHECKS:
         return lens_check(tables["decoderlens"], layer, at_chance=check == "lens_chance")
-    raise ValueError(f"unknown ground-truth check {check!r}; valid: {', '.join(INTERVENTION_CHECKS + LENS_CHECKS)}")
+    if check == "tuned_chance":
+        return lens_check(tables["tunedlens"], layer, at_chance=True)
+    if check == "tuned_reaches_final":
+        last = max(Site.parse(site).layer for site in planted["sites"])
+        return reaches_final(tables["tunedlens"], layer, tables["decoderlens"], last)
+    valid = INTERVENTION_CHECKS + LENS_CHECKS + TUNED_LENS_CHECKS
+    raise ValueError(f"unknown ground-truth check {check!r}; valid: {', '.join(valid)}")

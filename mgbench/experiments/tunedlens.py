@@ -1,0 +1,67 @@
+"""Beyond the paper: DecoderLens through a tuned lens. The cut after layer ``i`` is followed by layer ``i``'s
+trained translator (``lens.TunedLens``) before the final norm and heads. The translators are fitted on the
+model's own generations of every concept's last prompts (``lens.training``), once per store key, and kept in
+the store; ``write_lens`` saves them next to a run's tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..errors import ConfigError
+from ..lens.training import LensTraining, fit_lens, record_states
+from ..lens.translators import TunedLens
+from .decoderlens import run_decoderlens
+from .session import Session
+
+TRAINING = LensTraining()
+LENS_FILE = "tuned_lens.safetensors"
+FIT_COLUMNS = ["layer", "kl_cut", "kl_tuned", "states"]
+
+
+def check_backend(session: Session) -> None:
+    """The lens' hooks sit on transformers' decoder layers: a one-line error on another backend."""
+    if session.config.backend != "transformers":
+        raise ConfigError(f"tunedlens runs on the transformers backend, not {session.config.backend}; "
+                          "drop --backend or the tunedlens experiment")
+
+
+def training_prompts(session: Session, training: LensTraining = TRAINING) -> list[str]:
+    """The last ``prompts_per_concept`` prompts of every concept in the set (the runs use the first ones)."""
+    return [p for c in session.concepts.concepts for p in
+            session.concepts.prompts(c.name)[-training.prompts_per_concept:]]
+
+
+def tuned_lens(session: Session, training: LensTraining = TRAINING) -> tuple[TunedLens, pd.DataFrame]:
+    """The session's lens and its fit (per layer: KL to the final layer of the plain cut and of the lens), read
+    from the store or trained and stored."""
+    meta = {"tuned_lens": training.as_dict()}
+    cached = session.store.load_tensors("tuned-lens", meta)
+    if cached is None:
+        runner = session.runner
+        states = record_states(runner, training_prompts(session, training), session.batch_size,
+                               training.frames_per_clip)
+        lens, fit = fit_lens(session.musicgen, states, training)
+        cached = {**{f"lens/{k}": v for k, v in lens.state_dict().items()},
+                  **{f"fit/{c}": torch.tensor(fit[c].to_numpy()) for c in FIT_COLUMNS}}
+        session.store.save_tensors("tuned-lens", cached, meta)
+    lens = TunedLens.from_state({k.removeprefix("lens/"): v for k, v in cached.items() if k.startswith("lens/")})
+    fit = pd.DataFrame({c: cached[f"fit/{c}"].numpy() for c in FIT_COLUMNS}).astype({"layer": int, "states": int})
+    return lens.to(session.musicgen.device).requires_grad_(False), fit
+
+
+def run_tunedlens(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
+    """The DecoderLens rows of ``wanted`` with the tuned lens after each cut (table ``tunedlens``)."""
+    check_backend(session)
+    return run_decoderlens(session, wanted, tuned_lens(session)[0])
+
+
+def write_lens(session: Session, out: Path) -> Path:
+    """The session's lens as ``out/tuned_lens.safetensors``, with what it was trained on."""
+    lens, fit = tuned_lens(session)
+    path = out / LENS_FILE
+    lens.save(path, {"model": session.config.model, "model_identity": session.musicgen.identity,
+                     "training": TRAINING.as_dict(), "fit": fit.to_dict("records")})
+    return path
