@@ -40,6 +40,9 @@ _API = {
     "run_decoderlens": "mgbench.experiments.decoderlens",
     "run_similarity": "mgbench.experiments.decoderlens",
     "run_interventions": "mgbench.experiments.interventions",
+    "run_tunedlens": "mgbench.experiments.tunedlens",
+    "TunedLens": "mgbench.lens.translators",
+    "load_lens": "mgbench.lens.translators",
     "load_results": "mgbench.report.results",
     "build_report": "mgbench.report.render",
 }

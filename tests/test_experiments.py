@@ -125,5 +125,5 @@ def test_selection_validation(session):
 
 def test_run_selection_tables(session):
     tables = run_selection(session, Selection(concepts=("guitar", "rock"), components=("mlp",), layers=(3,)))
-    assert set(tables) == {"decoderlens", "similarity", "interventions", "ceiling"}
+    assert set(tables) == {"decoderlens", "similarity", "interventions", "ceiling", "tunedlens", "tunedlens_fit"}
     assert len(tables["interventions"]) == 2 * 2 * 2  # 2 techniques x 2 ordered pairs x 2 prompts

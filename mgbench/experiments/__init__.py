@@ -2,6 +2,7 @@
 
 ``session`` (one model + classifier + settings, and its concept passes), ``store`` (the keyed cache),
 ``resume`` (compute only missing rows), ``metrics`` (NDCG, effect, precision, self-similarity as pure
-functions), ``decoderlens``, ``interventions``, ``pipeline`` (``mgbench run``'s selection and tables),
-``planning`` (``mgbench plan``). Imports ``model``, ``classify``, ``concepts`` and the top-level helpers.
+functions), ``decoderlens``, ``tunedlens`` (DecoderLens through a trained lens), ``interventions``, ``pipeline``
+(``mgbench run``'s selection and tables), ``planning`` (``mgbench plan``), ``shards`` and ``workers``
+(scale-out). Imports ``lens``, ``model``, ``classify``, ``concepts`` and the top-level helpers.
 """
