@@ -37,6 +37,8 @@ def test_a_concept_names_labels_a_text_or_both(concept_file, cello):
                                                 "clap), or both"),
     ({"labels": ["Celo"]}, UnknownNameError, "unknown AudioSet label 'Celo'; valid: Cello"),
     ({"text": "  "}, ConfigError, "concept 'cello' has text '  '; give a non-empty description"),
+    ({"labels": "Cello"}, ConfigError, "concept 'cello' has labels ['C', 'e', 'l', 'l', 'o']; give a list of AudioSet "
+                                       "display names such as [\"Cello\", \"Bowed string instrument\"]"),
 ])
 def test_bad_concept_definitions_are_clear_errors(concept_file, cello, change, error, message):
     concept = {k: v for k, v in {**cello, **change}.items() if v is not None}

@@ -171,6 +171,9 @@ def _validate(cset: ConceptSet) -> None:
         if not c.labels and c.text is None:
             raise ConfigError(f"concept {c.name!r} in {cset.source} has neither \"labels\" nor \"text\"; give AudioSet "
                               "labels (for --recognizer passt), a text (for --recognizer clap), or both")
+        if any(not isinstance(label, str) or len(label) < 2 for label in c.labels):
+            raise ConfigError(f"concept {c.name!r} has labels {list(c.labels)!r}; give a list of AudioSet display "
+                              "names such as [\"Cello\", \"Bowed string instrument\"]")
         if c.text is not None and (not isinstance(c.text, str) or not c.text.strip()):
             raise ConfigError(f"concept {c.name!r} has text {c.text!r}; give a non-empty description such as "
                               "\"a cello melody\"")
