@@ -20,7 +20,7 @@ TINY_VERSION = 4
 
 
 def tiny_folder(kind: str, seed: int) -> Path:
-    """Where the tiny model ``kind`` (``musicgen``, ``passt``) built from ``seed`` is cached."""
+    """Where the tiny model ``kind`` (``musicgen``, ``passt``, ``clap``) built from ``seed`` is cached."""
     return mgbench_home() / "tiny" / f"{kind}-s{seed}-v{TINY_VERSION}"
 
 

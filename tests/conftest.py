@@ -1,3 +1,6 @@
+import json
+from importlib import resources
+
 import pytest
 import torch
 
@@ -29,3 +32,22 @@ def prompts(concepts):
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def cello() -> dict:
+    """A concept the paper lacks, as a concepts file states it: AudioSet labels and a text."""
+    return {"name": "cello", "category": "instrument", "slot": "instrument", "word": "cello",
+            "labels": ["Cello", "Bowed string instrument"], "text": "a cello melody"}
+
+
+@pytest.fixture
+def concept_file(tmp_path):
+    """``write(*extra)``: the shipped concepts plus ``extra`` concepts as a file in ``tmp_path``; returns its path."""
+    def write(*extra: dict):
+        raw = json.loads(resources.files("mgbench.data").joinpath("concepts.json").read_text())
+        path = tmp_path / "concepts.json"
+        path.write_text(json.dumps({**raw, "concepts": raw["concepts"] + list(extra)}))
+        return path
+
+    return write

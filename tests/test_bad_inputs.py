@@ -28,6 +28,15 @@ def _concept_file(tmp, concepts: list) -> None:
     (tmp / "none.json").write_text(json.dumps({**raw, "concepts": concepts}))
 
 
+def _cello(tmp, **change) -> None:
+    """The shipped concepts plus a cello with ``change`` (None: that field left out), as ``cello.json``."""
+    raw = json.loads(resources.files("mgbench.data").joinpath("concepts.json").read_text())
+    cello = {"name": "cello", "category": "instrument", "slot": "instrument", "word": "cello", "labels": ["Cello"],
+             "text": "a cello melody", **change}
+    raw["concepts"].append({k: v for k, v in cello.items() if v is not None})
+    (tmp / "cello.json").write_text(json.dumps(raw))
+
+
 def _results(tmp, damage=None, name: str = "") -> None:
     """A results folder with one small run; then ``damage(path)`` changes its file ``name``."""
     iv = pd.DataFrame([("tiny", "tiny", "replace", "guitar", "piano", "instrument->instrument", 0, "mlp", 0, 0.5, 0.4,
@@ -48,6 +57,9 @@ SETUPS = {
     "empty folder": lambda tmp: (tmp / "empty").mkdir(),
     "empty concept file": lambda tmp: (tmp / "empty.json").write_text(""),
     "no concepts": lambda tmp: _concept_file(tmp, []),
+    "cello without labels or text": lambda tmp: _cello(tmp, labels=None, text=None),
+    "cello with a misspelt label": lambda tmp: _cello(tmp, labels=["Celo"]),
+    "cello with only a text": lambda tmp: _cello(tmp, labels=None),
     "results": _results,
     "run.json not JSON": lambda tmp: _results(tmp, lambda p: p.write_text('{"model": "tiny",'), "run.json"),
     "run.json of another tool": lambda tmp: _results(tmp, lambda p: p.write_text('{"settings": {}}'), "run.json"),
@@ -136,6 +148,20 @@ CASES = [
          "empty concept file"),
     case("concept-file-without-concepts", ["--concepts-file", "{tmp}/none.json", "concepts"],
          "{tmp}/none.json defines no concepts", "no concepts"),
+    case("concept-without-labels-or-text", ["--concepts-file", "{tmp}/cello.json", "concepts"],
+         "concept 'cello' in {tmp}/cello.json has neither \"labels\" nor \"text\"; give AudioSet labels (for "
+         "--recognizer passt), a text (for --recognizer clap), or both", "cello without labels or text"),
+    case("concept-unknown-label", ["--concepts-file", "{tmp}/cello.json", "concepts"],
+         "unknown AudioSet label 'Celo'; valid: Cello", "cello with a misspelt label"),
+    case("recognizer-bogus", [*RUN, "--recognizer", "clip"], "argument --recognizer: invalid choice: 'clip' (choose "
+                                                               "from 'passt', 'clap')"),
+    case("passt-concept-without-labels", [*RUN, "--concepts-file", "{tmp}/cello.json"],
+         "concept 'cello' in {tmp}/cello.json has no AudioSet labels, which --recognizer passt scores; add \"labels\" "
+         "or use --recognizer clap", "cello with only a text"),
+    case("clap-unknown-model", [*RUN, "--recognizer", "clap", "--classifier", "clip"],
+         "unknown CLAP model 'clip'; valid: clap, tiny. Or pass a folder or a hub id of a ClapModel"),
+    case("clap-weights-missing", [*RUN, "--recognizer", "clap", "--classifier", "mgbench-tests/no-such-clap"],
+         "CLAP weights 'mgbench-tests/no-such-clap' are not in the local Hugging Face cache"),
     case("concept-file-after-the-subcommand", ["prompts", "guitar", "--concepts-file", "{tmp}/none.json"],
          "{tmp}/none.json defines no concepts", "no concepts"),
 ]

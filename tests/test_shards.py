@@ -161,9 +161,9 @@ def test_two_ray_workers_give_the_one_process_tables(home, one_process, tmp_path
     _, err = run.communicate(timeout=600)
     assert run.returncode == 0, err
     assert_same_tables(tmp_path / "out", one_process)
-    # one bar for the sweep: 12 + 48 + 12 rows and 3 concept passes of 2 prompts
+    # one bar for the sweep: 12 decoderlens, 12 tunedlens, 48 interventions and 12 ceiling rows, 3 passes of 2 prompts
     bars = {line.split(":")[0] for line in err.replace("\r", "\n").splitlines() if "%|" in line}
-    assert "sweep on 2 Ray workers: 100%|" in err and "78/78" in err and bars == {"sweep on 2 Ray workers"}
+    assert "sweep on 2 Ray workers: 100%|" in err and "90/90" in err and bars == {"sweep on 2 Ray workers"}
 
 
 def _ray_shard_tasks() -> list[int]:
@@ -224,8 +224,9 @@ def test_plan_for_workers_counts_each_shards_missing_clips(home, tmp_path, monke
     selection = Selection(concepts=("guitar", "jazz", "piano"), components=("mlp",), layers=(1, 3))
     clips = lambda: [sum(w.values()) for w in missing_work(session, selection, 3)]  # noqa: E731
     before = clips()
-    # 3 concepts: 6 decoderlens clips (layer 3 reuses the baselines), 48 interventions, 12 ceiling, 6 baselines
-    assert sum(before) == total == 6 + 48 + 12 + 6 and max(before) == busiest
+    # 3 concepts: 6 decoderlens and 6 tunedlens clips (layer 3 reuses the baselines), 48 interventions, 12 ceiling,
+    # 6 baselines
+    assert sum(before) == total == 6 + 6 + 48 + 12 + 6 and max(before) == busiest
     run_shard(session, selection, Shard(2, 3))
     after = clips()
     assert after[1] == 0  # shard 2 is done; the others lose at most the passes shard 2 computed for them

@@ -24,7 +24,8 @@ class AudioClassifier(Protocol):
     sample_rate: int
 
     def logits(self, waveforms: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        """``(batch, samples)`` mono audio at ``sample_rate`` -> ``(batch, 527)`` float32 logits."""
+        """``(batch, samples)`` mono audio at ``sample_rate`` -> ``(batch, classes)`` float32 logits (527 AudioSet
+        classes; CLAP, ``clap.ClapScorer``: one per text)."""
         ...
 
 

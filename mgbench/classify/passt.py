@@ -17,6 +17,7 @@ import torch
 from ..concepts.audioset import NUM_CLASSES
 from ..errors import MissingWeightsError
 from ..paths import file_digest, folder_digest
+from .waveforms import mono_at_rate
 
 PASST_ARCH = "passt_s_swa_p16_128_ap476"
 PASST_URL = "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt"
@@ -41,14 +42,7 @@ class PasstClassifier:
 
     @torch.no_grad()
     def logits(self, waveforms: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        if waveforms.dim() == 3:  # (batch, channels, samples) -> mono
-            waveforms = waveforms.mean(dim=1)
-        device = next(self.wrapper.parameters()).device
-        waveforms = waveforms.to(device=device, dtype=torch.float32)
-        if sample_rate != self.sample_rate:
-            import torchaudio.functional as AF
-
-            waveforms = AF.resample(waveforms, sample_rate, self.sample_rate)
+        waveforms = mono_at_rate(waveforms, sample_rate, self.sample_rate, next(self.wrapper.parameters()).device)
         with quiet_passt():  # hear21passt prints tensor shapes on its first forward
             chunks = [self.wrapper(chunk) for chunk in waveforms.split(self.batch_size)]
         return torch.cat(chunks).float()

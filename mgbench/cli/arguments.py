@@ -106,6 +106,7 @@ def add_concepts_file_arg(p: argparse.ArgumentParser, default: "str | None") -> 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """Arguments of ``run`` (and of ``plan``, which takes the same)."""
+    from ..concepts.recognition import RECOGNIZERS
     from ..experiments.interventions import TECHNIQUES
     from ..experiments.pipeline import EXPERIMENTS
     from ..model.sites import PAPER_COMPONENTS
@@ -124,8 +125,13 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
                         "(default: every frame; not with --compile)")
     p.add_argument("--prompts", type=positive_int, default=None,
                    help=f"prompts per concept (default: 100; {OFFLINE_RUNS['toy'][0]} for toy and tiny)")
+    p.add_argument("--recognizer", default="passt", choices=list(RECOGNIZERS),
+                   help="how clips are scored against concepts: passt (AudioSet logits, the concepts' labels; the "
+                        "paper's) or clap (zero-shot CLAP over the concepts' texts)")
     p.add_argument("--classifier", default=None,
-                   help="passt | toy | tiny | folder (default: toy / tiny for those models, else passt)")
+                   help="passt: passt | toy | tiny | folder (default: toy / tiny for those models, else passt); "
+                        "clap: clap (laion/clap-htsat-unfused) | tiny | folder | hub id (default: tiny for random "
+                        "models, else clap)")
     p.add_argument("--batch-size", default="auto", type=batch_size_arg,
                    help="prompt rows per generate call: auto (from memory, the default) or a number")
     p.add_argument("--dtype", default="auto", choices=["auto", "float64", "float32", "float16", "bfloat16"],

@@ -17,12 +17,15 @@ def _concepts(args: argparse.Namespace):
 
 
 def cmd_concepts(args: argparse.Namespace) -> int:
-    """List the concepts, their prompt counts and their relevant AudioSet labels."""
+    """List the concepts, their prompt counts, their relevant AudioSet labels and their CLAP texts."""
+    from ..concepts.recognition import clap_text
+
     cset = _concepts(args)
     for c in cset.concepts:
         labels = ", ".join(f"{name} ({idx})" for name, idx in zip(c.labels, c.label_indices))
-        print(f"{c.name:<10} {c.category:<10} {cset.prompts_per_concept:>4} prompts  odds label {c.odds_label:>3}  "
-              f"labels: {labels}")
+        odds = f"odds label {c.odds_label:>3}" if c.labels else "no AudioSet labels"
+        print(f"{c.name:<10} {c.category:<10} {cset.prompts_per_concept:>4} prompts  {odds}  labels: {labels or '-'}"
+              f"  clap text: {clap_text(c)!r}")
     return 0
 
 
@@ -79,7 +82,7 @@ def _run_setup(args: argparse.Namespace):
     prompts = args.prompts if args.prompts is not None else default_prompts
     clip = args.seconds if args.seconds is not None else default_seconds
     config = RunConfig(
-        model=args.model, classifier=args.classifier, device=args.device, dtype=args.dtype,
+        model=args.model, classifier=args.classifier, recognizer=args.recognizer, device=args.device, dtype=args.dtype,
         batch_size=args.batch_size, prompts=prompts, odds=args.odds, both_halves=args.both_halves,
         generation=GenerationSettings(seconds=clip, seed=args.seed),
         concepts_file=args.concepts_file, cache=args.cache, download=args.download, backend=args.backend,

@@ -2,7 +2,8 @@
 
 The default file reproduces the paper: its template, Table 1's relevant AudioSet labels, and the
 reference code's 100 prompts per concept in the reference code's order. Users add concepts by
-writing a file of the same shape and passing it as ``--concepts-file``.
+writing a file of the same shape and passing it as ``--concepts-file``; a concept names its relevant
+AudioSet labels (what PaSST scores), a text description (what CLAP scores, ``recognition.py``), or both.
 """
 
 from __future__ import annotations
@@ -20,13 +21,22 @@ from .audioset import label_index
 
 @dataclass(frozen=True)
 class Concept:
-    """A musical concept: the word put into its template slot, and its relevant AudioSet labels."""
+    """A musical concept: the word put into its template slot, its relevant AudioSet labels (may be empty when it
+    has a text) and its text description for zero-shot recognizers (None: described by its first label)."""
 
     name: str
     category: str
     slot: str
     word: str
     labels: tuple[str, ...]
+    text: "str | None" = None
+
+    def definition(self) -> dict:
+        """The concept as its file states it (``text`` only when given: concept sets without texts keep the cache
+        keys they had before texts existed)."""
+        fields = {"name": self.name, "category": self.category, "slot": self.slot, "word": self.word,
+                  "labels": self.labels}
+        return fields if self.text is None else {**fields, "text": self.text}
 
     @property
     def label_indices(self) -> tuple[int, ...]:
@@ -68,12 +78,6 @@ class ConceptSet:
     def members(self, category: str) -> list[Concept]:
         """The concepts of ``category``, in file order."""
         return [c for c in self.concepts if c.category == category]
-
-    def recognized(self, logits, concept: Concept) -> bool:
-        """Whether ``concept``'s odds label scores highest among the odds labels of its category's concepts in one
-        row of classifier ``logits`` (chance: one over their number, for clips that ignore the prompt)."""
-        members = self.members(concept.category)
-        return bool(logits[[c.odds_label for c in members]].argmax() == members.index(concept))
 
     def select(self, names: "list[str] | None") -> list[Concept]:
         """Concepts by name (all when ``names`` is None or empty), in the given order; each at most once."""
@@ -140,7 +144,8 @@ def load_concepts(path: "str | Path | None" = None) -> ConceptSet:
         raw = json.loads(text)
         slots = {k: tuple(v) for k, v in raw["slots"].items()}
         concepts = tuple(
-            Concept(c["name"], c["category"], c["slot"], c["word"], tuple(c["labels"])) for c in raw["concepts"]
+            Concept(c["name"], c["category"], c["slot"], c["word"], tuple(c.get("labels", ())), c.get("text"))
+            for c in raw["concepts"]
         )
         cset = ConceptSet(raw["template"], tuple(raw["slot_order"]), slots, int(raw["prompts_per_concept"]),
                           concepts, source)
@@ -163,6 +168,13 @@ def _validate(cset: ConceptSet) -> None:
     for c in cset.concepts:
         if c.slot not in cset.slots:
             raise ConfigError(f"concept {c.name!r} uses unknown slot {c.slot!r}; slots: {sorted(cset.slots)}")
-        if not c.labels:
-            raise ConfigError(f"concept {c.name!r} needs at least one AudioSet label")
+        if not c.labels and c.text is None:
+            raise ConfigError(f"concept {c.name!r} in {cset.source} has neither \"labels\" nor \"text\"; give AudioSet "
+                              "labels (for --recognizer passt), a text (for --recognizer clap), or both")
+        if any(not isinstance(label, str) or len(label) < 2 for label in c.labels):
+            raise ConfigError(f"concept {c.name!r} has labels {list(c.labels)!r}; give a list of AudioSet display "
+                              "names such as [\"Cello\", \"Bowed string instrument\"]")
+        if c.text is not None and (not isinstance(c.text, str) or not c.text.strip()):
+            raise ConfigError(f"concept {c.name!r} has text {c.text!r}; give a non-empty description such as "
+                              "\"a cello melody\"")
         c.label_indices  # noqa: B018 -- raises a clear error for an unknown label name

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from ..concepts.audioset import label_names
 from ..lens.translators import TunedLens
 from ..model.hooks import installed
 from .metrics import ndcg, random_ranking_ndcg, self_similarity
@@ -20,12 +19,6 @@ from .session import Session
 IDS = ["concept", "layer", "prompt_id"]
 
 
-def top_labels(logits: torch.Tensor, top: int = 5) -> list[str]:
-    """The ``top`` highest-scoring AudioSet labels of each row, joined with ' | '."""
-    names = label_names()
-    return [" | ".join(names[i] for i in row) for row in torch.topk(logits, top, dim=-1).indices.tolist()]
-
-
 def decoderlens_grid(concepts: list[str], layers: list[int], prompts: int) -> pd.DataFrame:
     """Row ids of every (concept, layer, prompt) to run."""
     return pd.DataFrame([(c, layer, p) for c in concepts for layer in layers for p in range(prompts)], columns=IDS)
@@ -33,8 +26,8 @@ def decoderlens_grid(concepts: list[str], layers: list[int], prompts: int) -> pd
 
 def run_decoderlens(session: Session, wanted: pd.DataFrame, lens: "TunedLens | None" = None) -> pd.DataFrame:
     """Compute (or read from the store) the rows of ``wanted``: ndcg, whether the concept is recognized among its
-    category's, and the top-5 labels per (concept, layer, prompt). With ``lens`` each cut is followed by its
-    translator (table ``tunedlens``)."""
+    category's, and the top-5 classes (AudioSet labels, or CLAP texts) per (concept, layer, prompt). With ``lens``
+    each cut is followed by its translator (table ``tunedlens``)."""
     num_layers, layers = session.musicgen.num_layers, session.musicgen.decoder_layers
 
     def compute(batch: pd.DataFrame) -> pd.DataFrame:
@@ -46,13 +39,13 @@ def run_decoderlens(session: Session, wanted: pd.DataFrame, lens: "TunedLens | N
             prompts = [session.prompts(c)[p] for c, p in zip(batch["concept"], batch["prompt_id"])]
             with installed([(layers[layer], lens.hook(layer))] if lens is not None else []):
                 logits = session.classify(session.runner.generate(prompts, cut=layer + 1))
-        concepts = [session.concepts.get(c) for c in batch["concept"]]
-        return batch.assign(ndcg=[ndcg(row, c.label_indices).item() for row, c in zip(logits, concepts)],
-                            recognized=[session.concepts.recognized(row, c) for row, c in zip(logits, concepts)],
+        concepts, seen = [session.concepts.get(c) for c in batch["concept"]], session.recognition
+        return batch.assign(ndcg=[ndcg(row, seen.relevant(c)).item() for row, c in zip(logits, concepts)],
+                            recognized=[seen.recognized(row, c) for row, c in zip(logits, concepts)],
                             recognized_chance=[1 / len(session.concepts.members(c.category)) for c in concepts],
-                            ndcg_chance=[random_ranking_ndcg(len(set(c.label_indices)), len(row))
+                            ndcg_chance=[random_ranking_ndcg(len(set(seen.relevant(c))), len(row))
                                          for row, c in zip(logits, concepts)],
-                            top5=top_labels(logits))
+                            top5=seen.top(logits))
 
     def batches(missing: pd.DataFrame) -> list[pd.DataFrame]:
         return [piece for _, group in missing.groupby("layer", sort=True)
@@ -78,10 +71,11 @@ def run_similarity(session: Session, concepts: list[str]) -> pd.DataFrame:
 
 
 def _label(session: Session, table: pd.DataFrame) -> pd.DataFrame:
-    """Add the model, classifier and concept category columns that make tables from many runs concatenable."""
+    """Add the model, classifier, recognizer (last) and concept category columns that make tables from many runs
+    concatenable."""
     out = table.copy()
     if "concept" in out:
         out.insert(1, "category", [session.concepts.get(c).category for c in out["concept"]])
     out.insert(0, "classifier", session.config.classifier_name)
     out.insert(0, "model", session.config.model)
-    return out
+    return out.assign(recognizer=session.config.recognizer)

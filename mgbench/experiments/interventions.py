@@ -120,8 +120,8 @@ def against_baseline(session: Session, rows: list, after: torch.Tensor) -> dict[
     per row with ``original``, ``desired`` and ``prompt_id``) against the same prompts' baseline clips."""
     concepts = session.concepts
     before = torch.stack([session.concept_pass(concepts.get(r.original)).logits[r.prompt_id] for r in rows])
-    original = torch.tensor([concepts.get(r.original).odds_label for r in rows])
-    desired = torch.tensor([concepts.get(r.desired).odds_label for r in rows])
+    original = torch.tensor([session.recognition.odds_column(concepts.get(r.original)) for r in rows])
+    desired = torch.tensor([session.recognition.odds_column(concepts.get(r.desired)) for r in rows])
     effect, eff_o, eff_d = intervention_effect(before, after, original, desired, session.config.odds)
     return {"effect": effect.numpy(), "effect_original": eff_o.numpy(), "effect_desired": eff_d.numpy(),
             "precision": precision(before, after).numpy()}
@@ -136,8 +136,8 @@ def run_interventions(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
 
 
 def fill_pair_table(session: Session, name: str, wanted: pd.DataFrame, ids: list[str], compute) -> pd.DataFrame:
-    """``fill_table`` for a table of (original, desired) pairs, then its pair type (after ``desired``), model and
-    classifier columns."""
+    """``fill_table`` for a table of (original, desired) pairs, then its pair type (after ``desired``), model,
+    classifier and recognizer (last) columns."""
     table = fill_table(session.store, name, wanted, ids, compute, lambda missing: chunks(missing, session.batch_size),
                        name)
     if table.empty:
@@ -147,4 +147,4 @@ def fill_pair_table(session: Session, name: str, wanted: pd.DataFrame, ids: list
                                                          for o, d in zip(table["original"], table["desired"])])
     table.insert(0, "classifier", session.config.classifier_name)
     table.insert(0, "model", session.config.model)
-    return table
+    return table.assign(recognizer=session.config.recognizer)

@@ -1,4 +1,5 @@
-"""The paper's metrics as pure functions on tensors (last dimension = the 527 classifier logits)."""
+"""The paper's metrics as pure functions on tensors (last dimension = the recognizer's logits: 527 AudioSet classes,
+or one per concept text with CLAP)."""
 
 from __future__ import annotations
 

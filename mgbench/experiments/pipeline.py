@@ -200,6 +200,7 @@ def run_info(session: Session) -> dict:
 
     c = session.config
     return {"model": c.model, "model_identity": session.musicgen.identity, "classifier": c.classifier_name,
+            "recognizer": c.recognizer,
             "classifier_identity": session.classifier.identity, "prompts": c.prompts, **c.generation.as_dict(),
             "device": c.device, "backend": c.backend, "text_padding": c.resolved_text_padding,
             "dtype": c.resolved_dtype, "odds": c.odds, "both_halves": c.both_halves,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -12,8 +12,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..classify.clap import load_clap
 from ..classify.loading import load_classifier
 from ..concepts.concept_set import Concept, ConceptSet, load_concepts
+from ..concepts.recognition import Recognition, recognition
 from ..errors import ConfigError
 from ..model.backends import check_compile, make_runner, resolve_backend
 from ..model.batching import auto_batch_size
@@ -41,6 +43,7 @@ class RunConfig:
 
     model: str = "toy"
     classifier: "str | None" = None  # default: toy for the toy model, tiny for random models, passt otherwise
+    recognizer: str = "passt"  # passt: AudioSet labels; clap: zero-shot over the concepts' texts (recognition.py)
     prompts: int = 100
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     device: str = "cpu"
@@ -71,14 +74,20 @@ class RunConfig:
 
     @property
     def classifier_name(self) -> str:
-        return self.classifier or DEFAULT_CLASSIFIERS.get(self.model, "passt")
+        """The classifier ``None`` stands for: with CLAP the tiny one for random models, else the hub's; with PaSST
+        ``DEFAULT_CLASSIFIERS``."""
+        if self.classifier:
+            return self.classifier
+        if self.recognizer == "clap":
+            return "tiny" if self.model in RANDOM_MODELS else "clap"
+        return DEFAULT_CLASSIFIERS.get(self.model, "passt")
 
 
 @dataclass
 class ConceptPass:
     """What one baseline generation of a concept's prompts yields (all sites captured)."""
 
-    logits: torch.Tensor  # (prompts, 527) classifier logits of the un-intervened clips
+    logits: torch.Tensor  # (prompts, classes) recognizer logits of the un-intervened clips
     means: dict[str, torch.Tensor]  # "L3.mlp/cond" -> (hidden,) mean over steps and prompts
     layer_outputs: torch.Tensor  # (prompts, layers, hidden) time-averaged residual output per layer
 
@@ -91,6 +100,7 @@ class Session:
         resolve_backend(config.backend, config.text_padding)  # a bad backend is an error before anything loads
         check_compile(config.backend, config.engine, config.compile_mode)
         self.concepts: ConceptSet = load_concepts(config.concepts_file)
+        self.recognition: Recognition = recognition(self.concepts, config.recognizer)  # checked before loading
         self._passes: dict[str, ConceptPass] = {}  # in memory after the first read or computation
 
     @cached_property
@@ -113,7 +123,11 @@ class Session:
 
     @cached_property
     def classifier(self):
-        return load_classifier(self.config.classifier_name, device=self.config.device)
+        """The recognizer's model: an AudioSet classifier, or CLAP bound to the concepts' texts."""
+        c = self.config
+        if c.recognizer == "clap":
+            return load_clap(c.classifier_name, self.recognition.classes, c.device, c.download)
+        return load_classifier(c.classifier_name, device=c.device)
 
     @cached_property
     def store(self) -> ResultStore:
@@ -122,7 +136,7 @@ class Session:
     def key(self) -> dict:
         """What every cached number of this session depends on."""
         c = self.config
-        concept_data = json.dumps([asdict(x) for x in self.concepts.concepts] + [self.concepts.template,
+        concept_data = json.dumps([x.definition() for x in self.concepts.concepts] + [self.concepts.template,
                                    self.concepts.slots, self.concepts.slot_order], sort_keys=True)
         key = {"mgbench": __version__, "model": self.musicgen.identity, "classifier": self.classifier.identity,
                "prompts": c.prompts, "generation": c.generation.as_dict(), "odds": c.odds, "dtype": c.resolved_dtype,
@@ -130,6 +144,8 @@ class Session:
                "concepts": hashlib.sha256(concept_data.encode()).hexdigest()[:16]}
         if c.compile_mode is not None:  # compiled kernels round differently: their rows are kept apart
             key["compile"] = c.compile_mode
+        if c.recognizer != "passt":  # PaSST's keys are those from before recognizers could be chosen
+            key["recognizer"] = c.recognizer
         return key
 
     def prompts(self, concept: str) -> list[str]:

@@ -13,9 +13,9 @@ import torch
 
 from ..errors import MissingWeightsError, unknown
 from ..paths import folder_digest, toy_folder
+from ..quiet import quiet_transformers
 from .architectures import HUB_NAMES
 from .hooks import persistent
-from .quiet import quiet_transformers
 from .random_sizes import RANDOM_SIZES, random_musicgen_folder
 from .tiny import tiny_musicgen_folder
 

@@ -19,8 +19,8 @@ import torch
 
 from ..errors import unknown
 from ..paths import build_folder_once, random_folder
+from ..quiet import quiet_transformers
 from .architectures import REAL_SIZES, SHAPES
-from .quiet import quiet_transformers
 from .tiny import build_tiny_tokenizer, save_random_musicgen
 
 #: model name -> published size whose architecture it has

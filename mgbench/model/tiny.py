@@ -13,9 +13,9 @@ import torch
 
 from ..concepts.concept_set import load_concepts
 from ..paths import build_folder_once, tiny_folder
+from ..quiet import quiet_transformers
 from ..seeding import portable_normal, redraw_
 from .architectures import SHAPES
-from .quiet import quiet_transformers
 
 
 def tiny_musicgen_folder(seed: int = 0) -> Path:

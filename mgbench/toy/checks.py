@@ -14,6 +14,7 @@ import torch
 
 from ..classify.passt import load_passt_folder
 from ..concepts.concept_set import load_concepts
+from ..concepts.recognition import recognition
 from ..model.loading import load_musicgen
 from ..model.runner import GenerationSettings, MusicgenRunner
 from ..model.sites import PAPER_COMPONENTS, all_sites
@@ -78,8 +79,9 @@ def prompt_following(folder: Path, prompts: int = 10, seconds: float = 1.0) -> d
     classifier = load_passt_folder(folder / "classifier")
     runner = MusicgenRunner(loaded, GenerationSettings(seconds=seconds, seed=HELD_OUT_SEED))
     hits: dict[str, list[bool]] = {category: [] for category in CATEGORIES}
+    audioset = recognition(concepts)
     for concept in concepts.concepts:
         audio = runner.generate(concepts.prompts(concept.name, prompts))
         logits = classifier.logits(audio.float(), loaded.sample_rate)
-        hits[concept.category] += [concepts.recognized(row, concept) for row in logits]
+        hits[concept.category] += [audioset.recognized(row, concept) for row in logits]
     return {category: float(np.mean(h)) for category, h in hits.items()}

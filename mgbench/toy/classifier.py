@@ -15,6 +15,7 @@ from tqdm.auto import trange
 
 from ..classify.passt import passt_wrapper, quiet_passt
 from ..concepts.concept_set import ConceptSet
+from ..concepts.recognition import recognition
 from .codec import decode, random_fills
 from .world import ToyWorld
 
@@ -85,9 +86,9 @@ def train_classifier(world: ToyWorld, codec: torch.nn.Module, concepts: ConceptS
 def concept_accuracy(logits: torch.Tensor, concepts: ConceptSet, fills: list[dict[str, str]]) -> dict[str, float]:
     """Per category, the fraction of clips (naming a concept of it) whose top label among the category's concepts'
     odds labels is their own concept's."""
-    out = {}
+    out, audioset = {}, recognition(concepts)
     for category in CATEGORIES:
         slot = concepts.members(category)[0].slot
         named = [(row, concept_of(concepts, slot, fill[slot])) for row, fill in zip(logits, fills)]
-        out[category] = float(np.mean([concepts.recognized(row, c) for row, c in named if c is not None]))
+        out[category] = float(np.mean([audioset.recognized(row, c) for row, c in named if c is not None]))
     return out
