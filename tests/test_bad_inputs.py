@@ -108,6 +108,23 @@ CASES = [
     case("compile-bogus", [*RUN, "--compile", "max"], "argument --compile: invalid choice: 'max' (choose from 'off', "
                                                       "'default', 'reduce-overhead')"),
     case("device-tpu", [*RUN, "--device", "tpu"], "unknown device 'tpu'; use cpu, cuda or cuda:N"),
+    case("alphas-x", [*RUN, "--alphas", "x"], "cannot read alphas 'x'; write strengths of 0 or more, comma "
+                                              "separated, e.g. 0,0.5,1,2,4"),
+    case("alphas-negative", [*RUN, "--alphas=0,-1"], "alpha '-1' is not allowed; give finite strengths of 0 or more"),
+    case("alphas-nan", [*RUN, "--alphas", "nan"], "alpha 'nan' is not allowed"),
+    case("alphas-replace-only", [*RUN, "--alphas", "0,1", "--techniques", "replace"],
+         "--alphas scales adjust; replace has no strength: add adjust to --techniques"),
+    case("frames-backwards", [*RUN, "--frames", "5-2"], "frame window '5-2' holds no frame (it is T0 <= t < T1); "
+                                                        "write T0-T1 with T0 < T1, e.g. 2-5"),
+    case("frames-empty", [*RUN, "--frames", "3-3"], "frame window '3-3' holds no frame"),
+    case("frames-negative", [*RUN, "--frames=-3-5"], "cannot read frames '-3-5'; write T0-T1 with whole numbers "
+                                                     "from 0"),
+    case("frames-x", [*RUN, "--frames", "x"], "cannot read frames 'x'"),
+    case("frames-after-the-clip", [*RUN, "--frames", "20-30"], "--frames 20-30 starts after the clip: a 0.2 s clip "
+                                                               "has decode steps 0 to 12"),
+    case("frames-compiled", [*RUN, "--frames", "0-5", "--compile", "default"],
+         "--frames runs edits uncompiled (compiled edit slots edit every frame): drop --compile default or --frames"),
+    case("frames-audiocraft", [*RUN, "--frames", "0-5", "--backend", "audiocraft"], "--backend audiocraft"),
     case("out-is-a-file", [*RUN, "--out", "{tmp}/file"], "--out: {tmp}/file is a file, not a folder", "file"),
     case("cache-is-a-file", [*RUN, "--cache", "{tmp}/file"], "--cache: {tmp}/file is a file, not a folder", "file"),
     case("report-run-json-not-json", ["report", "{tmp}/res"], "{tmp}/res/run.json is damaged", "run.json not JSON"),

@@ -159,8 +159,8 @@ def test_the_toy_worlds_intervals_cover_its_planted_truth(toy_tables):
 def _edits_on_unconditional_rows(monkeypatch):
     """Break the edit hook: it writes the conditional rows' vectors into the unconditional (CFG) rows."""
     real = hooks._edit_hook
-    monkeypatch.setattr(hooks, "_edit_hook", lambda rows, values, add, batch_rows: real(
-        (rows + batch_rows // 2) % batch_rows, values, add, batch_rows))
+    monkeypatch.setattr(hooks, "_edit_hook", lambda rows, values, add, batch_rows, *window: real(
+        (rows + batch_rows // 2) % batch_rows, values, add, batch_rows, *window))
 
 
 def _means_from_the_wrong_half(monkeypatch):

@@ -117,6 +117,12 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--techniques", default=",".join(TECHNIQUES))
     p.add_argument("--components", default=",".join(PAPER_COMPONENTS))
     p.add_argument("--layers", default="all", help="all, or e.g. 0,3,10-12 (0-based)")
+    p.add_argument("--alphas", default=None,
+                   help="sweep the strength of adjust, h + alpha * (desired mean - original mean), e.g. 0,0.5,1,2,4 "
+                        "(default: 1, no alpha column; replace has no strength)")
+    p.add_argument("--frames", default=None,
+                   help="edit only generated frames T0 <= t < T1, counted as decode steps from 0, e.g. 0-50 "
+                        "(default: every frame; not with --compile)")
     p.add_argument("--prompts", type=positive_int, default=None,
                    help=f"prompts per concept (default: 100; {OFFLINE_RUNS['toy'][0]} for toy and tiny)")
     p.add_argument("--recognizer", default="passt", choices=list(RECOGNIZERS),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
+import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -19,7 +21,7 @@ from ..paths import atomic_write_bytes, atomic_write_with
 from ..stats.intervals import with_intervals
 from .ceiling import ceiling_grid, run_ceiling
 from .decoderlens import decoderlens_grid, run_decoderlens, run_similarity
-from .interventions import TECHNIQUES, intervention_grid, run_interventions
+from .interventions import SWEEP_IDS, TECHNIQUES, UNSCALED, intervention_grid, run_interventions, store_table
 from .session import Session
 from .tunedlens import FIT_COLUMNS, check_backend, run_tunedlens, tuned_lens
 
@@ -35,6 +37,8 @@ class Selection:
     techniques: tuple[str, ...] = tuple(TECHNIQUES)
     components: tuple[str, ...] = PAPER_COMPONENTS
     layers: "tuple[int, ...] | None" = None
+    alphas: "tuple[float, ...] | None" = None  # strengths of the additive techniques (None: 1, no alpha column)
+    frames: "tuple[int, int] | None" = None  # edit only decode steps t0 <= t < t1 (None: every step, no column)
 
     def validate(self, session: Session) -> "Selection":
         """Raise a one-line error for anything the session cannot run, before any generation."""
@@ -57,7 +61,28 @@ class Selection:
                               "desired one)")
         all_sites(session.musicgen.num_layers, self.components, list(self.layers) if self.layers else None)
         check_clip_length(session.musicgen, session.config.generation)
+        if self.alphas is not None and all(t in UNSCALED for t in self.techniques):
+            scaled = ", ".join(t for t in TECHNIQUES if t not in UNSCALED)
+            raise ConfigError(f"--alphas scales {scaled}; {', '.join(self.techniques)} has no strength: add "
+                              f"{scaled} to --techniques")
+        if self.frames is not None:
+            check_frames(session, self.frames)
         return self
+
+
+def check_frames(session: Session, frames: tuple[int, int]) -> None:
+    """A frame window needs the uncompiled transformers backend and must start within the clip."""
+    c = session.config
+    if c.compile_mode is not None:
+        raise ConfigError(f"--frames runs edits uncompiled (compiled edit slots edit every frame): drop --compile "
+                          f"{c.compile_mode} or --frames")
+    if c.backend != "transformers":
+        raise ConfigError(f"--frames counts frames on the transformers backend only: drop --backend {c.backend} "
+                          "or --frames")
+    steps = MusicgenRunner(session.musicgen, c.generation).max_new_tokens
+    if frames[0] >= steps:
+        raise ConfigError(f"--frames {frames[0]}-{frames[1]} starts after the clip: a {c.generation.seconds:g} s clip "
+                          f"has decode steps 0 to {steps - 1}")
 
 
 def check_clip_length(loaded: LoadedMusicgen, settings: GenerationSettings) -> None:
@@ -88,9 +113,47 @@ def parse_layers(text: "str | None") -> "tuple[int, ...] | None":
     return tuple(dict.fromkeys(layers))
 
 
+def parse_alphas(text: "str | None") -> "tuple[float, ...] | None":
+    """None/``""`` -> None (no sweep); ``"0,0.5,1,2,4"`` -> those strengths, sorted, each once."""
+    if not text:
+        return None
+    alphas = []
+    for part in text.split(","):
+        try:
+            alpha = float(part)
+        except ValueError:
+            raise ConfigError(f"cannot read alphas {text!r}; write strengths of 0 or more, comma separated, e.g. "
+                              "0,0.5,1,2,4") from None
+        if not (math.isfinite(alpha) and alpha >= 0):
+            raise ConfigError(f"alpha {part.strip()!r} is not allowed; give finite strengths of 0 or more, e.g. "
+                              "0,0.5,1,2,4")
+        alphas.append(alpha)
+    return tuple(sorted(set(alphas)))
+
+
+def parse_frames(text: "str | None") -> "tuple[int, int] | None":
+    """None/``""`` -> None (every frame); ``"0-50"`` -> (0, 50): decode steps 0 <= t < 50."""
+    if not text:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
+    if match is None:
+        raise ConfigError(f"cannot read frames {text!r}; write T0-T1 with whole numbers from 0 (decode steps "
+                          "T0 <= t < T1), e.g. 0-50")
+    t0, t1 = int(match[1]), int(match[2])
+    if t0 >= t1:
+        raise ConfigError(f"frame window {text!r} holds no frame (it is T0 <= t < T1); write T0-T1 with T0 < T1, "
+                          f"e.g. {min(t0, t1)}-{max(t0, t1) + (t0 == t1)}")
+    return t0, t1
+
+
 #: the experiments whose rows are stored in the result store, by table name: wanted row ids -> their table
 ROW_TABLES = {"decoderlens": run_decoderlens, "interventions": run_interventions, "ceiling": run_ceiling,
               "tunedlens": run_tunedlens}
+
+
+def stored_name(name: str, grid: pd.DataFrame) -> str:
+    """The stored table of experiment ``name``'s wanted rows ``grid`` (intervention sweeps are stored apart)."""
+    return store_table(grid) if name == "interventions" else name
 
 
 def selected_concepts(session: Session, selection: Selection) -> list[str]:
@@ -108,7 +171,8 @@ def selection_grids(session: Session, selection: Selection) -> dict[str, pd.Data
             grids[lens] = decoderlens_grid(concepts, layers or list(range(session.musicgen.num_layers)), n)
     if "interventions" in selection.experiments:
         sites = all_sites(session.musicgen.num_layers, selection.components, layers)
-        grids["interventions"] = intervention_grid(concepts, list(selection.techniques), sites, n)
+        grids["interventions"] = intervention_grid(concepts, list(selection.techniques), sites, n,
+                                                   alphas=selection.alphas, frames=selection.frames)
     if "ceiling" in selection.experiments:
         grids["ceiling"] = ceiling_grid(concepts, n)
     return grids
@@ -181,8 +245,9 @@ def summarize(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
             aggregate(lens, tables[lens], ["concept", "layer"], ["ndcg"])
     if "interventions" in tables and not tables["interventions"].empty:
         iv = tables["interventions"]
-        aggregate("profile", iv, ["technique", "component", "layer"], ["effect", "precision"])
-        aggregate("pair_type", iv[iv.component == "mlp"], ["technique", "pair_type"],
+        sweep = [c for c in SWEEP_IDS if c in iv.columns]  # (--alphas, --frames: one aggregate per alpha, window)
+        aggregate("profile", iv, ["technique", "component", "layer", *sweep], ["effect", "precision"])
+        aggregate("pair_type", iv[iv.component == "mlp"], ["technique", "pair_type", *sweep],
                   ["effect", "effect_original", "effect_desired"])
     if "ceiling" in tables:
         metrics = ["effect", "effect_original", "effect_desired", "precision"]

@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ConfigError
-from .pipeline import ROW_TABLES, Selection, selected_concepts, selection_grids
+from .pipeline import ROW_TABLES, Selection, selected_concepts, selection_grids, stored_name
 from .resume import missing_mask
 from .session import Session
 
@@ -89,7 +89,7 @@ def missing_work(session: Session, selection: Selection, shards: int = 1, clips:
     parts = [Shard(i, shards) for i in range(1, shards + 1)]
     work: list[dict[str, int]] = [{} for _ in parts]
     for name, grid in selection_grids(session, selection).items():
-        missing = missing_mask(session.store, name, grid, list(grid.columns))
+        missing = missing_mask(session.store, stored_name(name, grid), grid, list(grid.columns))
         if name in ("decoderlens", "tunedlens") and clips:
             missing &= grid.layer != session.musicgen.num_layers - 1
         for shard, counts in zip(parts, work):

@@ -14,7 +14,7 @@ from dataclasses import replace
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, MgbenchError
-from .pipeline import Selection, selection_grids
+from .pipeline import Selection, selection_grids, stored_name
 from .session import RunConfig, Session
 from .shards import Shard, ShardResult, missing_work, run_shard
 
@@ -49,7 +49,7 @@ def run_workers(session: Session, selection: Selection, workers: int, poll_s: fl
     store = session.store
     config = replace(session.config, cache=str(store.dir.parent.resolve()),  # the workers' store is this one
                      device="cuda" if session.config.device.startswith("cuda") else session.config.device)
-    tables = list(selection_grids(session, selection))
+    tables = [stored_name(name, grid) for name, grid in selection_grids(session, selection).items()]
     total = sum(missing_work(session, selection, clips=False)[0].values())
     counted: dict[str, int] = {}
 

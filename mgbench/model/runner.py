@@ -11,7 +11,7 @@ import torch
 
 from ..errors import unknown
 from .decode import decode_audio, decode_codes, greedy
-from .hooks import Capture, RowEdit, cut_decoder, edit_hooks, installed
+from .hooks import Capture, FrameClock, RowEdit, cut_decoder, edit_hooks, has_windows, installed
 from .loading import LoadedMusicgen
 from .sampling import CommonNoiseSampler, SamplerLastList, prompt_key
 from .sites import COMPONENT_MODULES
@@ -83,9 +83,11 @@ class RunnerBase:
         return prompts if noise_keys is None else noise_keys
 
     def site_hooks(self, layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None] | None",
-                   capture: "Capture | None", components: "dict[str, str]" = COMPONENT_MODULES) -> list:
-        """Forward hooks for ``edits`` and ``capture`` on ``layers`` (sites located by ``components``)."""
-        hooks = [] if edits is None else edit_hooks(layers, edits, guided=self.guided, components=components)
+                   capture: "Capture | None", components: "dict[str, str]" = COMPONENT_MODULES,
+                   clock: "FrameClock | None" = None) -> list:
+        """Forward hooks for ``edits`` and ``capture`` on ``layers`` (sites located by ``components``); ``clock``
+        counts frames for edits limited to frames."""
+        hooks = [] if edits is None else edit_hooks(layers, edits, self.guided, components, clock)
         return hooks + ([] if capture is None else capture.hooks(layers, components))
 
     def sampler(self, keys: Sequence[str]) -> "CommonNoiseSampler | None":
@@ -130,7 +132,8 @@ class MusicgenRunner(RunnerBase):
         ``cut`` runs only the first ``cut`` decoder layers (DecoderLens); ``noise_keys[b]`` is the text
         whose ``prompt_key`` seeds row ``b``'s sampling noise (default: the prompt itself).
         With ``compile_mode``, plain and edited batches run compiled (edits through ``EditSlots``); captures and
-        cuts run the uncompiled decoder (same results, eager speed).
+        cuts run the uncompiled decoder (same results, eager speed). Edits limited to frames (``RowEdit.frames``)
+        run uncompiled only (slots edit every frame): refused with ``compile_mode``.
         """
         loaded, s = self.loaded, self.settings
         keys = self.noise_keys(prompts, edits, noise_keys)
@@ -140,7 +143,11 @@ class MusicgenRunner(RunnerBase):
         # compiled, plain and edited batches of one size share one graph: the slots are sized for every batch
         slotted = (self.slots.applied(edits or [None] * len(prompts), self.guided) if compiled
                    else contextlib.nullcontext())
-        hooks, pre_hooks = self.site_hooks(loaded.decoder_layers, None if compiled else edits, capture), []
+        clock = FrameClock() if has_windows(edits) else None
+        if clock is not None and compiled:
+            raise ValueError("edits limited to frames run uncompiled only; drop compile_mode or the frames")
+        hooks = self.site_hooks(loaded.decoder_layers, None if compiled else edits, capture, clock=clock)
+        pre_hooks = [] if clock is None else [clock.pre_hook(decoder)]
         if capture is not None and self.engine == "generate":  # it runs frame 0 twice: count it once
             pre_hooks.append(capture.restart_hook(decoder))
         if self.text_padding == "audiocraft":

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from .hooks import RowEdit, edit_rows, output_tensor, persistent
+from .hooks import RowEdit, edit_rows, has_windows, output_tensor, persistent
 from .sites import COMPONENT_MODULES, all_sites, site_module
 
 #: the layers' attribute that holds their slots
@@ -66,6 +66,8 @@ class EditSlots:
         """Write ``edits`` (one per prompt, as ``hooks.edit_hooks`` takes them; all ``None`` for a plain batch) into
         the slots for the block, in place, once for the whole batch; clear them afterwards, also when the block
         raises."""
+        if has_windows(edits):
+            raise ValueError("edit slots edit every frame; run edits limited to frames (--frames) uncompiled")
         by_site = edit_rows(edits, guided)
         missing = [str(site) for site in by_site if site not in self.index]
         if missing:
@@ -75,11 +77,11 @@ class EditSlots:
         try:
             for site, items in by_site.items():
                 i = self.index[site]
-                rows = torch.tensor([r for r, _, _ in items], device=self.device)
+                rows = torch.tensor([r for r, _, _, _ in items], device=self.device)
                 self.mask[i].index_fill_(0, rows, True)
-                adds = torch.tensor([a for _, _, a in items], device=self.device)
+                adds = torch.tensor([a for _, _, a, _ in items], device=self.device)
                 self.add[i].index_copy_(0, rows, adds[:, None, None])
-                vectors = torch.stack([v for _, v, _ in items]).to(device=self.device, dtype=self.dtype)
+                vectors = torch.stack([v for _, v, _, _ in items]).to(device=self.device, dtype=self.dtype)
                 self.values[i].index_copy_(0, rows, vectors[:, None, :])
             yield
         finally:

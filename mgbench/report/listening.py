@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..experiments.interventions import InterventionRows
+from ..experiments.interventions import InterventionRows, sweep_label
 from ..experiments.session import Session
 from ..paths import atomic_write_with
 from .audio import write_wav
@@ -32,14 +32,14 @@ def write_examples(session: Session, interventions: pd.DataFrame, out: Path, pro
     if picks.empty:
         return picks
     rows = InterventionRows(session)
-    edits = [rows.edit(r.technique, r.original, r.desired, r.layer, r.component) for r in picks.itertuples()]
+    edits = [rows.edit(r) for r in picks.itertuples()]
     prompt_text = [session.prompts(r.original)[r.prompt_id] for r in picks.itertuples()]
     base_keys = sorted({(r.original, r.prompt_id) for r in picks.itertuples()})
     rate = session.musicgen.sample_rate
     paths = []
     for r, clip in zip(picks.itertuples(), session.generate(prompt_text, edits)):
         rel = Path("audio") / f"{r.original}-to-{r.desired}" / (
-            f"{r.kind}-{r.technique}-L{r.layer}.{r.component}-p{r.prompt_id}.wav")
+            f"{r.kind}-{r.technique}-L{r.layer}.{r.component}{sweep_label(r)}-p{r.prompt_id}.wav")
         write_wav(out / rel, clip, rate)
         paths.append(str(rel))
     baseline_paths = {}

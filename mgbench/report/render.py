@@ -20,6 +20,7 @@ from . import figures
 from .diff import ALPHA, compare_results
 from .planted import planted_blocks, site_ranking
 from .results import Results, load_results
+from .steering import steering_blocks
 
 Block = tuple
 
@@ -76,6 +77,10 @@ def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results |
                     table = figures.pair_type_figure(mine, model, technique, rules, path)
                     blocks += [("h", 3, f"Figure {number}: MLP {technique} by pair type"), ("img", path),
                                ("table", table)]
+        steering, ceiling = results.table("steering"), results.table("ceiling")
+        if not steering.empty and model in set(steering.model):
+            blocks += steering_blocks(steering[steering.model == model],
+                                      ceiling[ceiling.model == model] if not ceiling.empty else ceiling, model, fig_dir)
     if not iv.empty and (iv.component == "mlp").any():
         path = fig_dir / "fig5-effect-vs-precision.png"
         table = figures.effect_precision_figure(iv, figures.paper_bie(rules), path)

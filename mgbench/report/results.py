@@ -12,6 +12,8 @@ from ..errors import ConfigError
 from ..stats.intervals import with_intervals
 
 TABLES = ("decoderlens", "similarity", "interventions", "ceiling", "tunedlens")
+#: a run that swept alpha (``--alphas``): its interventions with every alpha, the table ``steering``; the table
+#: ``interventions`` keeps its alpha-1 rows, the paper's edits, for every figure and check made for those
 #: the columns the report reads from each table (a table without them is from an older mgbench or another tool)
 COLUMNS = {"decoderlens": ("model", "concept", "category", "layer", "prompt_id", "ndcg"),
            "tunedlens": ("model", "concept", "category", "layer", "prompt_id", "ndcg"),
@@ -58,6 +60,10 @@ def load_results(folder: "str | Path") -> Results:
                                                  ignore_index=True)
     if (folder / "bench.csv").exists():
         results.bench = _read_table(folder / "bench.csv", "bench", pd.read_csv)
+    iv = results.table("interventions")
+    if "alpha" in iv.columns:
+        results.tables["steering"] = iv
+        results.tables["interventions"] = iv[iv.alpha == 1].reset_index(drop=True)
     return results
 
 
