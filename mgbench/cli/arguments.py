@@ -112,7 +112,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     from ..model.sites import PAPER_COMPONENTS
 
     add_generation_args(p, seconds=None)
-    p.add_argument("--experiments", default=",".join(EXPERIMENTS), help="comma list of " + ", ".join(EXPERIMENTS))
+    p.add_argument("--experiments", help="comma list of " + ", ".join(EXPERIMENTS) + " (default: all that the backend "
+                   "runs; tunedlens needs --backend transformers)")
     p.add_argument("--concepts", default=None, help="comma list of concepts (default: all)")
     p.add_argument("--techniques", default=",".join(TECHNIQUES))
     p.add_argument("--components", default=",".join(PAPER_COMPONENTS))

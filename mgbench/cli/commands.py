@@ -74,7 +74,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _run_setup(args: argparse.Namespace):
     """The session and selection that ``run`` and ``plan`` share."""
-    from ..experiments.pipeline import Selection, parse_alphas, parse_frames, parse_layers
+    from ..experiments.pipeline import Selection, default_experiments, parse_alphas, parse_frames, parse_layers
     from ..experiments.session import RunConfig, Session
     from ..model.runner import GenerationSettings
 
@@ -88,7 +88,8 @@ def _run_setup(args: argparse.Namespace):
         concepts_file=args.concepts_file, cache=args.cache, download=args.download, backend=args.backend,
         text_padding=args.text_padding, engine=args.engine, compile_mode=COMPILE_MODES[args.compile])
     split = lambda text: tuple(x.strip() for x in text.split(",") if x.strip()) if text else None  # noqa: E731
-    selection = Selection(experiments=split(args.experiments), concepts=split(args.concepts),
+    selection = Selection(experiments=split(args.experiments) or default_experiments(args.backend),
+                          concepts=split(args.concepts),
                           techniques=split(args.techniques), components=split(args.components),
                           layers=parse_layers(args.layers), alphas=parse_alphas(args.alphas),
                           frames=parse_frames(args.frames))

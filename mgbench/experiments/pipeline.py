@@ -28,6 +28,11 @@ from .tunedlens import FIT_COLUMNS, check_backend, run_tunedlens, tuned_lens
 EXPERIMENTS = ("decoderlens", "similarity", "interventions", "ceiling", "tunedlens")
 
 
+def default_experiments(backend: str) -> tuple[str, ...]:
+    """Every experiment that ``backend`` runs (the tuned lens' hooks need transformers' decoder layers)."""
+    return tuple(e for e in EXPERIMENTS if e != "tunedlens" or backend == "transformers")
+
+
 @dataclass(frozen=True)
 class Selection:
     """Which experiments, concepts, techniques, components and layers to run (None: all)."""
