@@ -132,3 +132,12 @@ def test_run_writes_the_translators_it_used(toy_lens_run, tmp_path):
     loaded, info = load_lens(write_lens(session, tmp_path))
     assert info["model"] == "toy" and info["training"] == LensTraining().as_dict()
     assert all(torch.equal(a, b) for a, b in zip(lens.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_a_compiled_session_records_its_lens_states_uncompiled(tmp_path):
+    """Compiled steps skip hooks registered after compiling: the lens records its states with the uncompiled step
+    (a compiled session's own runner would refuse the recording hooks)."""
+    session = Session(RunConfig(model="tiny", prompts=1, generation=GenerationSettings(seconds=0.3),
+                                compile_mode="default", cache=str(tmp_path)))
+    lens, fit = tuned_lens(session, LensTraining(prompts_per_concept=1, frames_per_clip=2, steps=2))
+    assert list(fit.layer) == list(range(session.musicgen.num_layers - 1)) and (fit.states > 0).all()

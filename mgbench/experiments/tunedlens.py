@@ -5,6 +5,7 @@ the store; ``write_lens`` saves them next to a run's tables."""
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import pandas as pd
@@ -13,12 +14,15 @@ import torch
 from ..errors import ConfigError
 from ..lens.training import LensTraining, fit_lens, record_states
 from ..lens.translators import TunedLens
+from ..model.backends import make_runner
 from .decoderlens import run_decoderlens
 from .session import Session
 
 TRAINING = LensTraining()
 LENS_FILE = "tuned_lens.safetensors"
 FIT_COLUMNS = ["layer", "kl_cut", "kl_tuned", "states"]
+_FITTED: "weakref.WeakKeyDictionary[Session, dict[LensTraining, tuple[TunedLens, pd.DataFrame]]]" = \
+    weakref.WeakKeyDictionary()
 
 
 def check_backend(session: Session) -> None:
@@ -36,11 +40,20 @@ def training_prompts(session: Session, training: LensTraining = TRAINING) -> lis
 
 def tuned_lens(session: Session, training: LensTraining = TRAINING) -> tuple[TunedLens, pd.DataFrame]:
     """The session's lens and its fit (per layer: KL to the final layer of the plain cut and of the lens), read
-    from the store or trained and stored."""
+    from the store or trained and stored; kept in memory for the session after the first call (a run asks for it
+    for its rows, its fit table and its lens file)."""
+    fitted = _FITTED.setdefault(session, {})
+    if training not in fitted:
+        fitted[training] = _load_or_fit(session, training)
+    return fitted[training]
+
+
+def _load_or_fit(session: Session, training: LensTraining) -> tuple[TunedLens, pd.DataFrame]:
     meta = {"tuned_lens": training.as_dict()}
     cached = session.store.load_tensors("tuned-lens", meta)
     if cached is None:
-        runner = session.runner
+        c = session.config  # uncompiled: a compiled step would skip the recording hooks
+        runner = make_runner(session.musicgen, c.generation, c.backend, c.resolved_text_padding, c.engine, None)
         states = record_states(runner, training_prompts(session, training), session.batch_size,
                                training.frames_per_clip)
         lens, fit = fit_lens(session.musicgen, states, training)
