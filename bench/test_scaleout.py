@@ -18,8 +18,8 @@ from mgbench.model.runner import GenerationSettings
 SWEEP = Selection(experiments=("interventions",), concepts=("guitar", "piano", "jazz"))
 
 
+@pytest.mark.extra("ray")
 def test_speed_ray_two_workers_vs_one(tmp_path, bench_record):
-    pytest.importorskip("ray", reason='Ray is an optional extra: pip install -e ".[ray]"')
     wall, tables = {}, {}
     for workers in (1, 2):
         session = Session(RunConfig(model="tiny", prompts=2, generation=GenerationSettings(seconds=1.0),

@@ -25,7 +25,7 @@ from mgbench.experiments.resume import chunks
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.model.architectures import SHAPES
 from mgbench.model.cost import gpu_kind, hardware_limit
-from mgbench.model.loading import load_musicgen
+from mgbench.model.loading import is_available, load_musicgen
 from mgbench.model.profile import step_split
 from mgbench.model.runner import GenerationSettings, MusicgenRunner
 from mgbench.model.sites import all_sites
@@ -89,12 +89,11 @@ def test_speed_own_loop_vs_generate(model, prompts, rounds, bench_record):
     assert torch.equal(clips["own"], clips["generate"])  # the dynamic cache repeats generate's arithmetic exactly
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("size", ["small", "medium", "large"])
-def test_speed_gpu(size, benchmark, tmp_path, bench_record, request):
-    if not request.config.getoption("--gpu"):
-        pytest.skip("GPU throughput needs --gpu")
+def test_speed_gpu(size, benchmark, tmp_path, bench_record):
     # speed does not depend on the weights' values: without the checkpoint, its architecture with random weights
-    model = f"{size}-random" if request.config._mgbench.unavailable(size) else size
+    model = size if is_available(size) else f"{size}-random"
     session = _sweep_session(model, "cuda", prompts=8, seconds=4.0, tmp_path=tmp_path)
     grid = intervention_grid(CONCEPTS, ["replace"], all_sites(session.musicgen.num_layers, ["mlp"]), 8)
     grid = grid.iloc[: session.batch_size]

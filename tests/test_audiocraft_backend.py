@@ -18,9 +18,6 @@ from mgbench.model.backends import make_runner
 from mgbench.model.loading import load_musicgen
 from mgbench.model.runner import GenerationSettings
 
-needs_audiocraft = pytest.mark.skipif(find_spec("audiocraft") is None, reason="audiocraft is not installed "
-                                      "(README, 'audiocraft': pip install --no-deps audiocraft==1.3.0 plus its runtime "
-                                      "packages)")
 TABLES = ("decoderlens", "similarity", "interventions", "ceiling")
 #: captured site means (similarity's only input) differ in the last bits: transformers computes its sinusoidal
 #: positions in float32, audiocraft in float64 (docs/backends.md); every other number is equal exactly
@@ -36,7 +33,7 @@ def _run(tmp_path, backend: str, *extra: str) -> dict[str, pd.DataFrame]:
         "run": json.loads((out / "run.json").read_text())}
 
 
-@needs_audiocraft
+@pytest.mark.extra("audiocraft")
 def test_audiocraft_backend_gives_the_transformers_tables(tmp_path, concepts, capsys):
     tiny = load_musicgen("tiny")
     prompts = [p for c in ("guitar", "piano") for p in concepts.prompts(c, 2)]
@@ -58,7 +55,7 @@ def test_audiocraft_backend_gives_the_transformers_tables(tmp_path, concepts, ca
     assert "| backend " in report and "audiocraft" in report
 
 
-@needs_audiocraft
+@pytest.mark.extra("audiocraft")
 def test_padding_choice_reproduces_audiocraft_on_unequal_prompts(concepts):
     """Prompts of different token lengths in one batch: the transformers backend with audiocraft's text padding
     gives the audiocraft backend's clips (sampled, with common random numbers), the masked default does not for the
@@ -108,7 +105,7 @@ def test_audiocraft_missing_says_how_to_install(monkeypatch, capsys):
     assert backends.INSTALL_AUDIOCRAFT in (Path(__file__).parents[1] / "README.md").read_text()
 
 
-@needs_audiocraft
+@pytest.mark.extra("audiocraft")
 def test_audiocraft_backend_has_no_masked_padding(capsys):
     assert main(["plan", "--model", "tiny", "--backend", "audiocraft", "--text-padding", "masked"]) == 2
     assert "for masked padding use --backend transformers" in capsys.readouterr().err

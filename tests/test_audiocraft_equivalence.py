@@ -16,8 +16,9 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-pytest.importorskip("audiocraft", reason="audiocraft is not installed (README, 'audiocraft': pip install --no-deps "
-                                         "audiocraft==1.3.0 plus its runtime packages)")
+pytestmark = pytest.mark.extra("audiocraft")  # (selected by `pytest -m extra`)
+pytest.importorskip("audiocraft", reason="needs the audiocraft extra, which is not installed: pip install -e "
+                                         "\".[audiocraft]\" && pip install --no-deps audiocraft==1.3.0")
 
 from audiocraft.modules.conditioners import ConditioningAttributes  # noqa: E402
 

@@ -102,9 +102,9 @@ CASES = [
     case("compile-generate-engine", [*RUN, "--engine", "generate", "--compile", "default"],
          "--compile default compiles mgbench's own decode loop: use it with --backend transformers --engine own"),
     case("compile-audiocraft", [*RUN, "--backend", "audiocraft", "--compile", "reduce-overhead"],
-         "--compile reduce-overhead compiles mgbench's own decode loop"),
+         "--compile reduce-overhead compiles mgbench's own decode loop", marks=pytest.mark.extra("audiocraft")),
     case("tunedlens-audiocraft", [*RUN, "--backend", "audiocraft", "--experiments", "tunedlens"],
-         "tunedlens runs on the transformers backend, not audiocraft"),
+         "tunedlens runs on the transformers backend, not audiocraft", marks=pytest.mark.extra("audiocraft")),
     case("compile-bogus", [*RUN, "--compile", "max"], "argument --compile: invalid choice: 'max' (choose from 'off', "
                                                       "'default', 'reduce-overhead')"),
     case("device-tpu", [*RUN, "--device", "tpu"], "unknown device 'tpu'; use cpu, cuda or cuda:N"),

@@ -213,3 +213,18 @@ def test_no_compute_checks_a_results_folder_made_elsewhere(shared_bench_dir, tmp
 def test_no_compute_needs_a_results_folder(bench_dir, tmp_path):
     bench_dir.run("-k", "tiny-guitar-L3", f"--results={tmp_path / 'nothing'}", "--no-compute").assert_usage_error(
         f"--no-compute checks the tables stored in --results {tmp_path / 'nothing'}, which is not a folder")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA device")
+def test_gpu_cases_skip_with_their_reason_without_a_device(bench_dir):
+    """Every kind of --gpu case (real-size bench cases, the GPU speed benchmark) skips where torch sees no CUDA
+    device, and the session exits 0: the plugin decides it in one place."""
+    (bench_dir.path / "test_speed.py").write_text((BENCH.parent / "test_speed.py").read_text())
+    cases = ["test_decoderlens[large-guitar-L3]", "test_profile[large-replace-L0.mlp]",
+             "test_claim[large-last-layer-best]"]
+    result = bench_dir.run("--gpu", "-rs", *(f"test_paper.py::{c}" for c in cases), "test_speed.py::test_speed_gpu")
+    result.assert_outcomes(skipped=6)  # decoderlens, profile, claim of large; speed_gpu small, medium, large
+    reasons = [line for line in result.outlines if line.startswith("SKIPPED")]  # "SKIPPED [count] where: reason"
+    assert all(r.endswith(": --gpu was given but torch sees no CUDA device") for r in reasons), reasons
+    assert sum(int(re.search(r"\[(\d+)\]", r)[1]) for r in reasons) == 6
+    assert result.returncode == 0

@@ -155,8 +155,8 @@ def test_shard_parse():
     assert Shard.parse("2/3") == Shard(2, 3) and Shard.parse(" 1 / 1 ") == Shard(1, 1) and str(Shard(2, 3)) == "2/3"
 
 
+@pytest.mark.extra("ray")
 def test_two_ray_workers_give_the_one_process_tables(home, one_process, tmp_path):
-    pytest.importorskip("ray", reason='Ray is an optional extra: pip install -e ".[ray]"')
     run = mgbench(home, *SWEEP, "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--workers", "2")
     _, err = run.communicate(timeout=600)
     assert run.returncode == 0, err
@@ -179,8 +179,8 @@ def _ray_shard_tasks() -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc")
+@pytest.mark.extra("ray")
 def test_a_ray_worker_killed_midway_is_retried_by_ray(home, one_process, tmp_path):
-    pytest.importorskip("ray", reason='Ray is an optional extra: pip install -e ".[ray]"')
     cache = tmp_path / "cache"
     run = mgbench(home, *SWEEP, "--cache", str(cache), "--out", str(tmp_path / "out"), "--workers", "2")
     deadline = time.monotonic() + 300

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..stats.intervals import with_intervals  # noqa: E402
 
@@ -49,6 +50,13 @@ def _draw_reading(ax, rule: dict, color: str) -> None:
                                hatch="///", lw=0.5, alpha=0.6))
 
 
+def layer_ticks(*axes) -> None:
+    """Whole-number ticks on layer axes (``axes``: matplotlib axis objects, e.g. ``ax.xaxis``): a layer 1.5 does
+    not exist."""
+    for axis in axes:
+        axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _save(fig, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -76,6 +84,7 @@ def decoderlens_figure(dl: pd.DataFrame, model: str, rules: list[dict], path: Pa
             for rule in _rules(rules, experiment="decoderlens", size=model, concept=concept):
                 _draw_reading(ax, rule, color)
         ax.set(title=f"{category}s ({model})", xlabel="layer", ylabel="NDCG")
+        layer_ticks(ax.xaxis)
         if ax.lines:
             ax.legend(fontsize=7)
     fig.suptitle("DecoderLens recognizability (bands: 95% intervals over prompts; hatched and diamonds: the paper's "
@@ -96,6 +105,7 @@ def similarity_figure(sim: pd.DataFrame, model: str, path: Path, concepts: tuple
         matrix = sim[sim.concept == concept].pivot(index="layer_i", columns="layer_j", values="distance")
         image = ax.imshow(matrix.to_numpy(), cmap="viridis")
         ax.set(title=f"{concept} ({model})", xlabel="layer", ylabel="layer")
+        layer_ticks(ax.xaxis, ax.yaxis)
         fig.colorbar(image, ax=ax, shrink=0.8)
     _save(fig, path)
     last = sim[(sim.layer_i == sim.layer_i.max()) & (sim.layer_j != sim.layer_i)]
@@ -118,6 +128,7 @@ def profile_figure(iv: pd.DataFrame, model: str, rules: list[dict], path: Path) 
                                metric=metric):
                 _draw_reading(ax, rule, color)
         ax.set(title=f"{metric} ({model})", xlabel="layer")
+        layer_ticks(ax.xaxis)
         ax.axhline(0, color="black", lw=0.5)
     axes[0].legend(fontsize=7)
     fig.suptitle("Interventions by layer (solid: replace, dashed: adjust; bands: 95% intervals over prompts; "

@@ -1,12 +1,12 @@
 """``mgbench report``: report.md (GitHub) and report.html (offline, with audio players) from a results folder.
 
-The report is a list of blocks (headings, text, images, tables, audio rows) rendered twice, as
-markdown and as HTML, so the two always say the same thing.
+The report is a list of blocks (headings, text, images, tables, audio rows; ``page.py`` renders them): what a
+reader checks first (the planted truth, the paper's claims), then the settings, the figures with the numbers
+behind them, the bench outcome, the diff against a baseline and the listening examples.
 """
 
 from __future__ import annotations
 
-import html
 import os
 from pathlib import Path
 
@@ -18,11 +18,10 @@ from ..suite.claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_pr
 from ..suite.expectations import Expectations, default_expectations_dir
 from . import figures
 from .diff import ALPHA, compare_results
+from .page import Block, render_html, render_markdown
 from .planted import planted_blocks, site_ranking
 from .results import Results, load_results
 from .steering import steering_blocks
-
-Block = tuple
 
 
 def build_report(results_dir: "str | Path", out: "str | Path | None" = None, baseline: "str | Path | None" = None,
@@ -39,11 +38,12 @@ def build_report(results_dir: "str | Path", out: "str | Path | None" = None, bas
 
 def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results | None") -> list[Block]:
     blocks: list[Block] = [("h", 1, f"mgbench report: {', '.join(results.runs) or 'bench'}")]
+    dl, sim, iv = results.table("decoderlens"), results.table("similarity"), results.table("interventions")
     blocks += _random_weights(results)
     blocks += planted_blocks(results)
+    blocks += _claims(iv, _random_models(results))
     blocks += _settings(results)
     blocks += _few_prompts(results)
-    dl, sim, iv = results.table("decoderlens"), results.table("similarity"), results.table("interventions")
     fig_dir = out / "figures"
     for model in results.runs:
         blocks.append(("h", 2, f"Figures: {model}"))
@@ -85,7 +85,6 @@ def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results |
         path = fig_dir / "fig5-effect-vs-precision.png"
         table = figures.effect_precision_figure(iv, figures.paper_bie(rules), path)
         blocks += [("h", 2, "Figure 5: MLP effect vs precision"), ("img", path), ("table", table)]
-    blocks += _claims(iv, _random_models(results))
     blocks += _bench(results.bench)
     if baseline is not None:
         blocks += _diff(results, baseline)
@@ -200,47 +199,3 @@ def _listening(results_folder: Path, out: Path) -> list[Block]:
     return [("h", 2, "Listening examples"), ("p", "For each pair, the best and the worst intervention by effect "
              "among the first prompts, next to the same prompt's baseline (same sampling noise)."),
             ("audio", rows[["model", "pair", "kind", "site", "prompt_id", "effect", "intervened", "baseline"]])]
-
-
-def render_markdown(blocks: list[Block]) -> str:
-    lines = []
-    for block in blocks:
-        kind = block[0]
-        if kind == "h":
-            lines += ["#" * block[1] + " " + block[2], ""]
-        elif kind == "p":
-            lines += [block[1], ""]
-        elif kind == "img":
-            lines += [f"![{block[1].stem}](figures/{block[1].name})", ""]
-        elif kind == "table":
-            table = block[1]
-            if isinstance(table.index, pd.MultiIndex):  # one column per key, not a column of tuples
-                lines += [table.reset_index().to_markdown(index=False, floatfmt=".4g"), ""]
-            else:
-                lines += [table.to_markdown(floatfmt=".4g"), ""]
-        elif kind == "audio":
-            table = block[1].assign(intervened=[f"[wav]({p})" for p in block[1].intervened],
-                                    baseline=[f"[wav]({p})" for p in block[1].baseline])
-            lines += [table.to_markdown(index=False, floatfmt=".3f"), ""]
-    return "\n".join(lines)
-
-
-def render_html(blocks: list[Block]) -> str:
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mgbench report</title><style>"
-             "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:12px}"
-             "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}</style></head><body>"]
-    for block in blocks:
-        kind = block[0]
-        if kind == "h":
-            parts.append(f"<h{block[1]}>{html.escape(block[2])}</h{block[1]}>")
-        elif kind == "p":
-            parts.append(f"<p>{html.escape(block[1])}</p>")
-        elif kind == "img":
-            parts.append(f"<img src='figures/{html.escape(block[1].name)}' alt='{html.escape(block[1].stem)}'>")
-        elif kind == "table":
-            parts.append(block[1].to_html(float_format=lambda v: f"{v:.4g}"))
-        elif kind == "audio":
-            player = lambda p: f"<audio controls preload='none' src='{html.escape(p)}'></audio>"  # noqa: E731
-            table = block[1].assign(intervened=block[1].intervened.map(player), baseline=block[1].baseline.map(player))
-            parts.append(table.to_html(index=False, escape=False, float_format=lambda v: f"{v:.3f}"))
-    return "\n".join(parts + ["</body></html>"])

@@ -1,0 +1,103 @@
+"""The report as a page: a list of blocks rendered twice, as markdown (GitHub) and as HTML (offline, with audio
+players), so the two always say the same thing.
+
+A block is a tuple: ``("h", level, text)``, ``("p", text)``, ``("img", path)``, ``("table", frame)`` or
+``("audio", frame)``. Both renderings open with a table of contents of the level-2 and level-3 headings (each
+heading an anchor) and fold long tables into ``<details>``: the numbers behind a figure right under it, and any
+table longer than ``FOLD_ROWS`` rows.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pandas as pd
+
+Block = tuple
+#: tables longer than this are folded (the numbers behind a figure are folded whatever their length)
+FOLD_ROWS = 12
+#: the page's look: readable width, compact tables, figures at most the page wide
+STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}"
+         "table{border-collapse:collapse;font-size:12px;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}"
+         "img{max-width:100%}details{margin:.5em 0}summary{cursor:pointer;color:#444}nav li{margin:2px 0}")
+
+
+def anchor(text: str) -> str:
+    """The anchor id of a heading, as GitHub makes them: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", text.lower()).strip().replace(" ", "-")
+
+
+def _headings(blocks: list[Block]) -> list[tuple[int, str]]:
+    return [(b[1], b[2]) for b in blocks if b[0] == "h" and b[1] in (2, 3)]
+
+
+def _folds(blocks: list[Block]) -> list["str | None"]:
+    """Per block: the summary line under which it is folded, or None."""
+    folds: list["str | None"] = []
+    for i, block in enumerate(blocks):
+        if block[0] != "table":
+            folds.append(None)
+        elif i and blocks[i - 1][0] == "img":
+            folds.append(f"numbers behind the figure ({len(block[1])} rows)")
+        else:
+            folds.append(f"table ({len(block[1])} rows)" if len(block[1]) > FOLD_ROWS else None)
+    return folds
+
+
+def _markdown_table(table: pd.DataFrame) -> str:
+    if isinstance(table.index, pd.MultiIndex):  # one column per key, not a column of tuples
+        return table.reset_index().to_markdown(index=False, floatfmt=".4g")
+    return table.to_markdown(floatfmt=".4g")
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    """The blocks as GitHub markdown."""
+    lines: list[str] = []
+    contents = ["Contents:", ""] + [f"{'  ' * (level - 2)}- [{text}](#{anchor(text)})"
+                                    for level, text in _headings(blocks)]
+    for block, fold in zip(blocks, _folds(blocks)):
+        kind = block[0]
+        if kind == "h":
+            lines += ["#" * block[1] + " " + block[2], ""]
+            if block[1] == 1:
+                lines += [*contents, ""]
+        elif kind == "p":
+            lines += [block[1], ""]
+        elif kind == "img":
+            lines += [f"![{block[1].stem}](figures/{block[1].name})", ""]
+        elif kind == "table":
+            table = _markdown_table(block[1])
+            lines += [f"<details><summary>{fold}</summary>", "", table, "", "</details>", ""] if fold else [table, ""]
+        elif kind == "audio":
+            table = block[1].assign(intervened=[f"[wav]({p})" for p in block[1].intervened],
+                                    baseline=[f"[wav]({p})" for p in block[1].baseline])
+            lines += [table.to_markdown(index=False, floatfmt=".3f"), ""]
+    return "\n".join(lines)
+
+
+def render_html(blocks: list[Block]) -> str:
+    """The blocks as one HTML page (figures and audio linked relative to it)."""
+    title = next((b[2] for b in blocks if b[0] == "h" and b[1] == 1), "mgbench report")
+    contents = "".join(f"<li style='margin-left:{1.5 * (level - 2)}em'><a href='#{anchor(text)}'>"
+                       f"{html.escape(text)}</a></li>" for level, text in _headings(blocks))
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{STYLE}</style></head><body>"]
+    for block, fold in zip(blocks, _folds(blocks)):
+        kind = block[0]
+        if kind == "h":
+            parts.append(f"<h{block[1]} id='{anchor(block[2])}'>{html.escape(block[2])}</h{block[1]}>")
+            if block[1] == 1:
+                parts.append(f"<nav><b>Contents</b><ul>{contents}</ul></nav>")
+        elif kind == "p":
+            parts.append(f"<p>{html.escape(block[1])}</p>")
+        elif kind == "img":
+            parts.append(f"<img src='figures/{html.escape(block[1].name)}' alt='{html.escape(block[1].stem)}'>")
+        elif kind == "table":
+            table = block[1].to_html(float_format=lambda v: f"{v:.4g}")
+            parts.append(f"<details><summary>{html.escape(fold)}</summary>{table}</details>" if fold else table)
+        elif kind == "audio":
+            player = lambda p: f"<audio controls preload='none' src='{html.escape(p)}'></audio>"  # noqa: E731
+            table = block[1].assign(intervened=block[1].intervened.map(player), baseline=block[1].baseline.map(player))
+            parts.append(table.to_html(index=False, escape=False, float_format=lambda v: f"{v:.3f}"))
+    return "\n".join(parts + ["</body></html>"])

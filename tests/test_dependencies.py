@@ -1,0 +1,36 @@
+"""Every import of the package is declared where it is needed (pyproject's ``[tool.deptry]``), and the check catches
+an undeclared one: runtime imports in ``dependencies``, optional ones in their extra, none from the test extra."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def deptry(root: Path) -> subprocess.CompletedProcess:
+    """deptry on the package under ``root`` with that copy's pyproject.toml."""
+    return subprocess.run([sys.executable, "-m", "deptry", "--no-ansi", "mgbench"], cwd=root, capture_output=True,
+                          text=True)
+
+
+def test_every_import_is_declared():
+    result = deptry(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("module, line, rule", [
+    ("stats/power.py", "import statsmodels", "DEP004"),  # a package only the test extra installs
+    ("report/audio.py", "import mgbench_undeclared_package", "DEP001"),  # declared nowhere
+], ids=["test-extra-at-run-time", "undeclared"])
+def test_an_undeclared_import_fails(tmp_path, module, line, rule):
+    shutil.copytree(ROOT / "mgbench", tmp_path / "mgbench", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    path = tmp_path / "mgbench" / module
+    path.write_text(path.read_text() + f"\n{line}\n")
+    result = deptry(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{rule} '{line.split()[1]}'" in result.stdout + result.stderr
