@@ -178,3 +178,24 @@ def test_report_warns_that_intervals_over_few_prompts_are_too_narrow(tmp_path):
     enough = build_report(make_results(tmp_path / "enough", layers=1, prompts=FEW_PROMPTS),
                           expectations_dir=EXPECTATIONS)[0].read_text()
     assert "too few for them" not in enough
+
+
+def test_layer_axes_have_whole_number_ticks(tmp_path, monkeypatch):
+    """A layer 1.5 does not exist: the figures' layer axes tick at whole numbers (a 4-layer model gets 0.5 steps by
+    default)."""
+    from mgbench.report import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig))
+    results = load_results(make_results(tmp_path / "res", layers=4))
+    dl, sim, iv = (results.table(n) for n in ("decoderlens", "similarity", "interventions"))
+    figures.decoderlens_figure(dl, "small", [], tmp_path / "a.png")
+    figures.profile_figure(iv, "small", [], tmp_path / "b.png")
+    figures.similarity_figure(sim, "small", tmp_path / "c.png")
+    axes = [(ax, axis) for fig in drawn for ax in fig.axes if ax.get_xlabel() == "layer"
+            for axis in ([ax.xaxis, ax.yaxis] if ax.get_ylabel() == "layer" else [ax.xaxis])]
+    assert len(axes) == 2 + 2 + 4  # two panels each; two heat maps with both axes
+    for ax, axis in axes:
+        ax.figure.canvas.draw()
+        ticks = axis.get_majorticklocs()
+        assert len(ticks) >= 2 and np.all(ticks == np.round(ticks)), ticks
