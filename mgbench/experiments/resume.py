@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ..model.batching import OomBackoff
+from ..progress import progress
 from .store import ResultStore
 
 
@@ -35,7 +35,7 @@ def fill_table(store: ResultStore, table: str, wanted: pd.DataFrame, ids: list[s
     """
     missing = missing_rows(store, table, wanted, ids)
     run = OomBackoff(compute, lambda rows: store.add_rows(table, rows))
-    for batch in tqdm(batches(missing) if not missing.empty else [], desc=desc, leave=False):
+    for batch in progress(batches(missing) if not missing.empty else [], desc):
         run(batch)
     done = store.read(table)
     if done.empty:

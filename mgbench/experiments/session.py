@@ -9,7 +9,6 @@ from functools import cached_property
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .. import __version__
 from ..classify.clap import load_clap
@@ -24,6 +23,7 @@ from ..model.loading import RANDOM_MODELS, LoadedMusicgen, load_musicgen
 from ..model.runner import GenerationSettings, Runner
 from ..model.sites import PAPER_COMPONENTS, Site, all_sites
 from ..paths import mgbench_home
+from ..progress import progress
 from .metrics import ODDS
 from .store import ResultStore
 
@@ -186,7 +186,7 @@ class Session:
         loaded, prompts = self.musicgen, self.prompts(concept.name)
         sites = all_sites(loaded.num_layers, (*PAPER_COMPONENTS, "resid"))
         logits, row_means = [], {s: [] for s in sites}
-        for rows in tqdm(self.batches(len(prompts)), desc=f"baseline {concept.name}", leave=False):
+        for rows in progress(self.batches(len(prompts)), f"baseline {concept.name}"):
             capture = Capture(sites)
             batch = [prompts[i] for i in rows]
             logits.append(self.classify(self.runner.generate(batch, capture=capture)))

@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from tqdm.auto import tqdm
-
 from ..errors import ConfigError, MgbenchError
+from ..progress import Progress
 from .pipeline import Selection, selection_grids, stored_name
 from .session import RunConfig, Session
 from .shards import Shard, ShardResult, missing_work, run_shard
@@ -65,10 +64,10 @@ def run_workers(session: Session, selection: Selection, workers: int, poll_s: fl
         shards = [Shard(i, workers) for i in range(1, workers + 1)]
         refs = {task.remote(config, selection, shard): shard for shard in shards}
         start, pending = stored(), list(refs)
-        with tqdm(total=total, desc=f"sweep on {workers} Ray workers", unit="row") as bar:
+        with Progress(f"sweep on {workers} Ray workers", total, unit="row") as bar:
             while pending:
                 _, pending = ray.wait(pending, num_returns=len(pending), timeout=poll_s)
-                bar.update(min(total, stored() - start) - bar.n)
+                bar.update(min(total, stored() - start) - bar.done)
         for ref, shard in refs.items():
             try:
                 ray.get(ref)

@@ -14,6 +14,7 @@ import torch
 from ..model.hooks import installed, output_tensor
 from ..model.loading import LoadedMusicgen
 from ..model.runner import MusicgenRunner
+from ..progress import progress
 from .translators import TunedLens
 
 
@@ -64,7 +65,7 @@ def record_states(runner: MusicgenRunner, prompts: Sequence[str], batch_size: in
     layers, steps = runner.loaded.decoder_layers, runner.max_new_tokens
     calls = set(torch.linspace(0, steps - 1, min(frames_per_clip, steps)).round().long().tolist())
     recorded = []
-    for start in range(0, len(prompts), batch_size):
+    for start in progress(range(0, len(prompts), batch_size), "tuned lens: recording states"):
         states = StepStates(len(layers), calls)
         with installed(states.hooks(layers)):
             runner.generate(list(prompts[start:start + batch_size]))
@@ -104,7 +105,7 @@ def fit_lens(loaded: LoadedMusicgen, states: torch.Tensor, training: LensTrainin
         before = [kl.item() for kl in kls(everything)]
     generator = torch.Generator().manual_seed(training.seed)
     optimizer = torch.optim.Adam(lens.parameters(), lr=training.learning_rate)
-    for _ in range(training.steps):
+    for _ in progress(range(training.steps), "tuned lens: fitting", unit="step"):
         picked = torch.randperm(rows, generator=generator)[:training.batch_rows].to(states.device)
         loss = torch.stack(kls(picked)).sum()
         optimizer.zero_grad()

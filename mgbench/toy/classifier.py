@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import trange
 
 from ..classify.passt import passt_wrapper, quiet_passt
 from ..concepts.concept_set import ConceptSet
 from ..concepts.recognition import recognition
+from ..progress import progress
 from .codec import decode, random_fills
 from .world import ToyWorld
 
@@ -70,7 +70,7 @@ def train_classifier(world: ToyWorld, codec: torch.nn.Module, concepts: ConceptS
     optimizer = torch.optim.AdamW(wrapper.net.parameters(), lr=3e-3, weight_decay=0.01)
     wrapper.train()
     wrapper.mel.eval()  # no SpecAugment: its time masks (192 frames) would blank a whole 1 s clip
-    for _ in trange(steps, desc="toy classifier", mininterval=10, leave=False):
+    for _ in progress(range(steps), "toy classifier", unit="step"):
         rows = torch.from_numpy(rng.integers(clips, size=batch))
         with quiet_passt():  # hear21passt prints tensor shapes on its first forward
             logits = wrapper(audio[rows])

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm.auto import trange
 
+from ..progress import progress
 from .world import SAMPLE_RATE, Synth, ToyWorld
 
 CODEC = dict(hidden_size=32, num_filters=8, codebook_size=2048, codebook_dim=32, num_lstm_layers=1,
@@ -56,7 +56,7 @@ def train_codec(world: ToyWorld, synth: Synth, steps: int, seed: int, frames: in
     optimizer = torch.optim.Adam(params, lr=3e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps)
     codec.train()
-    for _ in trange(steps, desc="toy codec", mininterval=10, leave=False):
+    for _ in progress(range(steps), "toy codec", unit="step"):
         fills = random_fills(world, batch, rng)
         codes = world.sample(fills, frames, rng, scrambled=0.25)
         target = torch.tensor(np.stack([synth(c) for c in codes]), dtype=torch.float32)

@@ -21,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import trange
 
 from ..concepts.concept_set import ConceptSet
 from ..model.architectures import SHAPES
+from ..progress import progress
 from .codec import CODEC, random_fills
 from .world import ToyWorld
 
@@ -99,7 +99,7 @@ def train_musicgen(model: torch.nn.Module, world: ToyWorld, concepts: ConceptSet
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps, pct_start=0.1)
     weights = torch.tensor(CODEBOOK_WEIGHTS)[None, :, None]
     model.train()
-    for _ in trange(steps, desc="toy musicgen", mininterval=10, leave=False):
+    for _ in progress(range(steps), "toy musicgen", unit="step"):
         b = batch_tensors(world, concepts, tokenizer, batch, frames, rng)
         hidden = model.text_encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state
         hidden = hidden * ~b["unconditional"][:, None, None]  # the null condition, as generate builds it
