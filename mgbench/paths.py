@@ -97,6 +97,11 @@ def folder_digest(folder: "str | Path") -> str:
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
+def content_identity(folder: "str | Path") -> str:
+    """A saved model's identity for cache keys: ``sha256:`` and the start of its ``folder_digest``."""
+    return "sha256:" + folder_digest(folder)[:32]
+
+
 def build_folder_once(folder: Path, build: Callable[[Path], None]) -> Path:
     """Return ``folder``, first building it with ``build(tmp_folder)`` and renaming it into place.
 

@@ -6,7 +6,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from mgbench.errors import ConfigError
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.model.architectures import SHAPES
-from mgbench.model.batching import OomBackoff, auto_batch_size, row_bytes
+from mgbench.model.batching import OomBackoff, auto_batch_size, loaded_batch_size, row_bytes
 from mgbench.model.cost import bytes_per_clip, flops_per_clip, gpu_kind, hardware_limit, steps
 
 
@@ -31,12 +31,14 @@ def test_oom_backoff_halves_and_keeps_every_finished_piece():
 
 
 def test_auto_batch_size_follows_the_budget(tiny):
-    per_row = row_bytes(tiny, 4.0)
-    assert row_bytes(tiny, 8.0) > per_row > row_bytes(tiny, 1.0)
-    assert auto_batch_size(tiny, 4.0, budget_bytes=10 * per_row) == 10
-    assert auto_batch_size(tiny, 4.0, budget_bytes=1) == 1
-    assert auto_batch_size(tiny, 4.0, budget_bytes=10**15) == 256  # the CPU cap
-    assert 1 <= auto_batch_size(tiny, 1.0) <= 256
+    facts = tiny.facts
+    per_row = row_bytes(facts, 4.0)
+    assert row_bytes(facts, 8.0) > per_row > row_bytes(facts, 1.0) and row_bytes(facts, 4.0, 2) < per_row
+    assert auto_batch_size(facts, 4.0, False, budget_bytes=10 * per_row) == 10
+    assert auto_batch_size(facts, 4.0, False, budget_bytes=1) == 1
+    assert auto_batch_size(facts, 4.0, False, budget_bytes=10**15) == 256  # the CPU cap
+    assert auto_batch_size(facts, 4.0, True, budget_bytes=10**15) == 2048  # the GPU cap
+    assert 1 <= loaded_batch_size(tiny, 1.0) <= 256
 
 
 def test_flop_estimate_matches_a_counted_decoder_step(tiny):

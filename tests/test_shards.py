@@ -219,7 +219,7 @@ def test_plan_for_workers_counts_each_shards_missing_clips(home, tmp_path, monke
     assert main(["plan", *SWEEP[1:-3], "--cache", str(tmp_path / "plan"), "--workers", "3"]) == 0
     out = capsys.readouterr().out
     total = int(re.search(r"total +([\d,]+) clips", out)[1].replace(",", ""))
-    busiest = int(re.search(r"on 3 workers .*: [\d.]+ h, the busiest worker's ([\d,]+) clips", out)[1])
+    busiest = int(re.search(r"on 3 workers .*: [\d.,]+ h, the busiest worker's ([\d,]+) clips", out)[1])
 
     session = Session(RunConfig(model="tiny", prompts=2, batch_size=2, generation=GenerationSettings(seconds=0.3),
                                 cache=str(tmp_path / "cache")))

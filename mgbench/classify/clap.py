@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import MissingWeightsError, unknown
-from ..paths import folder_digest
+from ..paths import content_identity
 from ..quiet import quiet_transformers
 from .tiny_clap import tiny_clap_folder
 from .waveforms import mono_at_rate
@@ -102,5 +102,12 @@ def load_clap(name: str, texts: Sequence[str], device: str = "cpu", allow_downlo
     except (OSError, ValueError) as e:
         raise MissingWeightsError(f"cannot load CLAP from {folder} ({e}); it needs the files that "
                                   "ClapModel.save_pretrained and ClapProcessor.save_pretrained write") from None
-    identity = "sha256:" + folder_digest(folder)[:32]
-    return ClapScorer(model, processor, texts, name, identity).to(device)
+    return ClapScorer(model, processor, texts, name, content_identity(folder)).to(device)
+
+
+def clap_identity(name: str) -> "str | None":
+    """CLAP ``name``'s identity for cache keys (as ``load_clap`` gives it) if it is on this machine, else None."""
+    try:
+        return content_identity(clap_folder(name))
+    except MissingWeightsError:
+        return None

@@ -9,8 +9,8 @@ from typing import Protocol
 import torch
 
 from ..errors import unknown
-from ..paths import toy_folder
-from .passt import load_passt_folder, load_pretrained_passt
+from ..paths import content_identity, toy_folder
+from .passt import load_passt_folder, load_pretrained_passt, passt_checkpoint_path, passt_identity
 from .tiny import tiny_passt_folder
 
 CLASSIFIER_NAMES = ("passt", "toy", "tiny")
@@ -41,3 +41,13 @@ def load_classifier(name: str = "toy", device: str = "cpu") -> AudioClassifier:
         return load_passt_folder(name).to(device)
     raise unknown("classifier", name, CLASSIFIER_NAMES,
                   "Or pass a folder written by mgbench.classify.passt.save_passt")
+
+
+def classifier_identity(name: str) -> "str | None":
+    """The identity ``load_classifier(name)`` would report, if its weights are on this machine (else None), without
+    loading it."""
+    if name == "passt":
+        checkpoint = passt_checkpoint_path()
+        return passt_identity(checkpoint) if checkpoint.is_file() else None
+    folder = toy_folder() / "classifier" if name == "toy" else tiny_passt_folder() if name == "tiny" else Path(name)
+    return content_identity(folder) if folder.is_dir() else None

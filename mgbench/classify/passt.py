@@ -16,7 +16,7 @@ import torch
 
 from ..concepts.audioset import NUM_CLASSES
 from ..errors import MissingWeightsError
-from ..paths import file_digest, folder_digest
+from ..paths import content_identity, file_digest
 from .waveforms import mono_at_rate
 
 PASST_ARCH = "passt_s_swa_p16_128_ap476"
@@ -98,7 +98,7 @@ def load_passt_folder(folder: "str | Path") -> PasstClassifier:
                                   "model.safetensors as written by mgbench.classify.passt.save_passt") from None
     wrapper = passt_wrapper(config["net"])
     wrapper.load_state_dict(state)
-    return PasstClassifier(wrapper, name=folder.name, identity="sha256:" + folder_digest(folder)[:32])
+    return PasstClassifier(wrapper, name=folder.name, identity=content_identity(folder))
 
 
 def passt_checkpoint_path() -> Path:
@@ -118,4 +118,9 @@ def load_pretrained_passt() -> PasstClassifier:
 
     with quiet_passt():
         wrapper = get_basic_model(mode="logits", arch=PASST_ARCH)
-    return PasstClassifier(wrapper, name="passt", identity=f"{PASST_ARCH}@sha256:{file_digest(checkpoint)[:32]}")
+    return PasstClassifier(wrapper, name="passt", identity=passt_identity(checkpoint))
+
+
+def passt_identity(checkpoint: Path) -> str:
+    """The paper's PaSST's identity for cache keys: its architecture and the checkpoint's content."""
+    return f"{PASST_ARCH}@sha256:{file_digest(checkpoint)[:32]}"

@@ -13,6 +13,7 @@ import sys
 import warnings
 
 from ..errors import MgbenchError
+from ..model.cost import DEVICE_PROFILES
 from .arguments import (
     COMPILE_MODES,
     EXIT_INTERRUPTED,
@@ -25,6 +26,7 @@ from .arguments import (
     batch_size_arg,
     device_arg,
     folder_arg,
+    planned_device_arg,
     positive_int,
     seconds_arg,
     shard_arg,
@@ -35,7 +37,7 @@ __all__ = [
     "COMPILE_MODES", "EXIT_INTERRUPTED", "OFFLINE_RUNS", "ArgumentParser", "add_build_plan_args",
     "add_concepts_file_arg", "add_generation_args", "add_run_args", "batch_size_arg", "build_parser", "cmd_concepts",
     "cmd_generate", "cmd_models", "cmd_plan", "cmd_prompts", "cmd_report", "cmd_run", "cmd_toy_build", "device_arg",
-    "folder_arg", "interrupted_message", "main", "positive_int", "seconds_arg", "shard_arg",
+    "folder_arg", "interrupted_message", "main", "planned_device_arg", "positive_int", "seconds_arg", "shard_arg",
 ]
 
 
@@ -83,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("plan", help=cmd_plan.__doc__)
-    add_run_args(p)
+    add_run_args(p, device_type=planned_device_arg)
+    p.add_argument("--gpu-profile", action="append", choices=list(DEVICE_PROFILES),
+                   help="where --device is not here, project for this GPU (repeatable; default: every profile)")
     p.set_defaults(func=cmd_plan)
 
     toy = sub.add_parser("toy", help="the toy world: a MusicGen with a planted, known mechanism")

@@ -58,8 +58,8 @@ def seconds_arg(text: str) -> float:
     return value
 
 
-def device_arg(text: str) -> str:
-    """argparse type: ``cpu``, ``cuda`` or ``cuda:N``, for a CUDA device that torch sees."""
+def planned_device_arg(text: str) -> str:
+    """argparse type: ``cpu``, ``cuda`` or ``cuda:N``, whether or not it is on this machine (``mgbench plan``)."""
     if text == "cpu":
         return text
     import torch
@@ -70,8 +70,17 @@ def device_arg(text: str) -> str:
         parsed = None
     if parsed is None or parsed.type not in ("cpu", "cuda"):
         raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda or cuda:N")
-    if parsed.type == "cpu":
-        return "cpu"
+    return "cpu" if parsed.type == "cpu" else text
+
+
+def device_arg(text: str) -> str:
+    """argparse type: ``cpu``, ``cuda`` or ``cuda:N``, for a CUDA device that torch sees."""
+    text = planned_device_arg(text)
+    if text == "cpu":
+        return text
+    import torch
+
+    parsed = torch.device(text)
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count == 0:
         raise argparse.ArgumentTypeError(f"{text!r}: torch sees no CUDA device here; use cpu")
@@ -104,14 +113,14 @@ def add_concepts_file_arg(p: argparse.ArgumentParser, default: "str | None") -> 
     p.add_argument("--concepts-file", default=default, help="JSON concept file (default: the paper's concepts)")
 
 
-def add_run_args(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``run`` (and of ``plan``, which takes the same)."""
+def add_run_args(p: argparse.ArgumentParser, device_type=device_arg) -> None:
+    """Arguments of ``run`` (and of ``plan``, which takes the same; its device need not be here)."""
     from ..concepts.recognition import RECOGNIZERS
     from ..experiments.interventions import TECHNIQUES
     from ..experiments.pipeline import EXPERIMENTS
     from ..model.sites import PAPER_COMPONENTS
 
-    add_generation_args(p, seconds=None)
+    add_generation_args(p, seconds=None, device_type=device_type)
     p.add_argument("--experiments", help="comma list of " + ", ".join(EXPERIMENTS) + " (default: all that the backend "
                    "runs; tunedlens needs --backend transformers)")
     p.add_argument("--concepts", default=None, help="comma list of concepts (default: all)")
@@ -164,14 +173,14 @@ def add_build_plan_args(p: argparse.ArgumentParser) -> None:
                        help=f"default: {f.default} (the shipped toy world's)")
 
 
-def add_generation_args(p: argparse.ArgumentParser, seconds: "float | None" = 4.0) -> None:
+def add_generation_args(p: argparse.ArgumentParser, seconds: "float | None" = 4.0, device_type=device_arg) -> None:
     """Arguments shared by every command that generates audio."""
     p.add_argument("--model", default="toy", help="toy | tiny | small | medium | large | small-random | "
                                                   "medium-random | large-random (random weights) | hub id | folder")
     p.add_argument("--seconds", type=seconds_arg, default=seconds,
                    help="clip length (default: 4; for run, 4 and %g for toy and tiny)" % OFFLINE_RUNS["toy"][1])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", type=device_arg, help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu", type=device_type, help="cpu, cuda or cuda:N")
     p.add_argument("--download", action="store_true", help="download hub weights that are not cached")
     p.add_argument("--engine", default="own", choices=["own", "generate"],
                    help="decode loop: mgbench's own (default; one decoder forward per frame) or transformers' "

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..model.cost import DEVICE_PROFILES
 from .arguments import COMPILE_MODES, OFFLINE_RUNS
 
 
@@ -61,7 +62,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     loaded = load_musicgen(args.model, device=args.device, allow_download=args.download)
     settings = GenerationSettings(seconds=args.seconds, seed=args.seed)
-    check_clip_length(loaded, settings)
+    check_clip_length(loaded.facts, settings, args.model)
     runner = make_runner(loaded, settings, engine=args.engine, compile_mode=COMPILE_MODES[args.compile])
     audio = runner.generate(args.prompt)
     out = Path(args.out)
@@ -153,37 +154,50 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hours(seconds: float) -> str:
+    hours = seconds / 3600
+    return f"{hours:.2f} h" if hours < 10 else f"{hours:,.0f} h"
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
-    """Print the clips a run needs, its projected time on this device and the disk its caches need."""
+    """Print the clips a run needs, its time (calibrated here, or projected for a GPU that is not here), the disk its
+    caches need and the effect difference it resolves; needs neither the weights nor the device."""
     from ..experiments.planning import make_plan, paper_generations, scaled_rate
+    from ..model.architectures import REAL_SIZES
+    from ..model.loading import local_identity
+    from ..model.random_sizes import RANDOM_SIZES
 
     session, selection = _run_setup(args)
-    plan = make_plan(session, selection, args.workers)
-    print(f"model {args.model} on {args.device} through {args.backend}, batch size {session.batch_size}, "
-          f"{session.config.prompts} prompts, {session.config.generation.seconds:g} s clips")
+    plan = make_plan(session, selection, args.workers, tuple(args.gpu_profile or DEVICE_PROFILES))
+    facts, c = session.facts, session.config
+    weights = "on this machine" if local_identity(args.model) else "not on this machine"
+    print(f"model {args.model} ({facts.num_layers} decoder layers, hidden {facts.shape.hidden}, from its "
+          f"configuration; weights {weights}) on {args.device} through {args.backend}, {c.prompts} prompts, "
+          f"{c.generation.seconds:g} s clips; cache {plan.cache}")
     for name, count in plan.generations.items():
         print(f"  {name:<14} {count:>10,d} clips to generate")
-    hours = plan.seconds / 3600
-    print(f"  total          {plan.total:>10,d} clips at {plan.clips_per_s:.1f} clips/s (calibrated here): "
-          f"{hours:.2f} h")
-    if args.workers > 1:
-        print(f"  on {args.workers} workers (one device each, `run --workers {args.workers}` or --shard I/"
-              f"{args.workers}): {plan.worker_seconds / 3600:.2f} h, the busiest worker's {max(plan.worker_clips):,d} "
-              "clips (plus loading the model once per worker)")
+    print(f"  total          {plan.total:>10,d} clips")
+    for rate in plan.rates:
+        workers = (f"; on {args.workers} workers (one device each, `run --workers {args.workers}` or --shard I/"
+                   f"{args.workers}): {_hours(plan.worker_seconds(rate))}, the busiest worker's "
+                   f"{max(plan.worker_clips):,d} clips" if args.workers > 1 else "")
+        print(f"  {rate.device}: {rate.clips_per_s:.3g} clips/s at batch {rate.batch} ({rate.how}): "
+              f"{_hours(plan.seconds(rate))} on 1{workers}")
     print(f"  disk: {(plan.tensor_bytes + plan.row_bytes) / 2**20:.1f} MiB "
           f"(means {plan.tensor_bytes / 2**20:.1f} MiB, result rows {plan.row_bytes / 2**20:.1f} MiB)")
     print(f"  resolvable effect difference: {plan.resolvable:.3f} with {plan.prompts} prompts per concept (paired "
           f"over prompts, two-sided alpha 0.05, power 0.8; sd of per-prompt effects {plan.effect_sd:.3f}, "
           f"{plan.effect_sd_source})")
-    if args.model in ("small", "medium", "large"):
-        total = 0.0
-        print("full paper (both techniques, all 90 ordered pairs, 100 prompts, 4 s), projected by decoder FLOPs:")
-        for size in ("small", "medium", "large"):
-            rate = scaled_rate(plan.clips_per_s, args.model, size, session.config.generation.seconds)
-            total += paper_generations(size) / rate
-            print(f"  {size:<7} {paper_generations(size):>10,d} clips at {rate:.1f} clips/s: "
-                  f"{paper_generations(size) / rate / 3600:.1f} h")
-        print(f"  all sizes: {total / 3600:.1f} h")
+    if RANDOM_SIZES.get(args.model, args.model) in REAL_SIZES:
+        print("full paper (both techniques, all 90 ordered pairs, 100 prompts, 4 s), scaled by decoder FLOPs:")
+        for rate in plan.rates:
+            seconds = {size: paper_generations(size) / scaled_rate(rate.clips_per_s, facts.shape,
+                                                                   c.generation.seconds, size, 4.0)
+                       for size in REAL_SIZES}
+            print(f"  {rate.device}: " + ", ".join(f"{size} {paper_generations(size):,d} clips {_hours(t)}"
+                                                  for size, t in seconds.items())
+                  + f"; all sizes {_hours(sum(seconds.values()))} on 1, "
+                    f"{_hours(sum(seconds.values()) / args.workers)} on {args.workers}")
     return 0
 
 

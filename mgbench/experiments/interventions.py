@@ -101,7 +101,7 @@ class InterventionRows:
         alpha, frames = float(getattr(row, "alpha", 1.0)), getattr(row, "frames", None)
         key = (row.technique, row.original, row.desired, row.layer, row.component, alpha, frames)
         if key not in self.edits:  # means are computed once per concept and reused by every pair
-            site = Site(row.layer, row.component).validate(self.session.musicgen.num_layers)
+            site = Site(row.layer, row.component).validate(self.session.facts.num_layers)
             window = None if frames is None else tuple(int(t) for t in frames.split("-"))
             self.edits[key] = make_edit(self.session, row.technique, row.original, row.desired, site, alpha, window)
         return self.edits[key]

@@ -14,8 +14,9 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import ConfigError, unknown
-from ..model.loading import RANDOM_MODELS, LoadedMusicgen, planted_truth
-from ..model.runner import GenerationSettings, MusicgenRunner
+from ..model.architectures import ModelFacts
+from ..model.loading import RANDOM_MODELS, planted_truth
+from ..model.runner import GenerationSettings
 from ..model.sites import COMPONENT_MODULES, PAPER_COMPONENTS, all_sites
 from ..paths import atomic_write_bytes, atomic_write_with
 from ..stats.intervals import with_intervals
@@ -64,8 +65,8 @@ class Selection:
         if self.concepts is not None and len(self.concepts) < 2 and paired:
             raise ConfigError(f"{' and '.join(paired)}: at least two concepts are needed (an original and a "
                               "desired one)")
-        all_sites(session.musicgen.num_layers, self.components, list(self.layers) if self.layers else None)
-        check_clip_length(session.musicgen, session.config.generation)
+        all_sites(session.facts.num_layers, self.components, list(self.layers) if self.layers else None)
+        check_clip_length(session.facts, session.config.generation, session.config.model)
         if self.alphas is not None and all(t in UNSCALED for t in self.techniques):
             scaled = ", ".join(t for t in TECHNIQUES if t not in UNSCALED)
             raise ConfigError(f"--alphas scales {scaled}; {', '.join(self.techniques)} has no strength: add "
@@ -84,20 +85,20 @@ def check_frames(session: Session, frames: tuple[int, int]) -> None:
     if c.backend != "transformers":
         raise ConfigError(f"--frames counts frames on the transformers backend only: drop --backend {c.backend} "
                           "or --frames")
-    steps = MusicgenRunner(session.musicgen, c.generation).max_new_tokens
+    steps = session.facts.steps(c.generation.seconds)
     if frames[0] >= steps:
         raise ConfigError(f"--frames {frames[0]}-{frames[1]} starts after the clip: a {c.generation.seconds:g} s clip "
                           f"has decode steps 0 to {steps - 1}")
 
 
-def check_clip_length(loaded: LoadedMusicgen, settings: GenerationSettings) -> None:
+def check_clip_length(facts: ModelFacts, settings: GenerationSettings, model: str) -> None:
     """Clips must hold at least one frame and fit the decoder's positions (``max_position_embeddings``)."""
-    rate, positions = loaded.frame_rate, loaded.model.decoder.config.max_position_embeddings
-    steps = MusicgenRunner(loaded, settings).max_new_tokens  # frames + the delay pattern's codebooks - 1
-    frames = steps - (loaded.num_codebooks - 1)
-    longest = (positions - loaded.num_codebooks + 1) / rate
+    rate, positions = facts.frame_rate, facts.max_positions
+    steps = facts.steps(settings.seconds)  # frames + the delay pattern's codebooks - 1
+    frames = steps - (facts.num_codebooks - 1)
+    longest = (positions - facts.num_codebooks + 1) / rate
     if frames < 1 or steps > positions:
-        raise ConfigError(f"clip length {settings.seconds:g} s does not fit model {loaded.name}: give between "
+        raise ConfigError(f"clip length {settings.seconds:g} s does not fit model {model}: give between "
                           f"{1 / rate:g} and {longest:g} seconds ({rate} frames/s, {positions} decoder positions)")
 
 
@@ -173,9 +174,9 @@ def selection_grids(session: Session, selection: Selection) -> dict[str, pd.Data
     grids: dict[str, pd.DataFrame] = {}
     for lens in ("decoderlens", "tunedlens"):
         if lens in selection.experiments:
-            grids[lens] = decoderlens_grid(concepts, layers or list(range(session.musicgen.num_layers)), n)
+            grids[lens] = decoderlens_grid(concepts, layers or list(range(session.facts.num_layers)), n)
     if "interventions" in selection.experiments:
-        sites = all_sites(session.musicgen.num_layers, selection.components, layers)
+        sites = all_sites(session.facts.num_layers, selection.components, layers)
         grids["interventions"] = intervention_grid(concepts, list(selection.techniques), sites, n,
                                                    alphas=selection.alphas, frames=selection.frames)
     if "ceiling" in selection.experiments:

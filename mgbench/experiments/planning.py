@@ -1,24 +1,28 @@
-"""``mgbench plan``: how much work a run is, how long it will take here, and how much disk it needs."""
+"""``mgbench plan``: how much work a run is, how long it will take (here, or on a GPU that is not here), and how much
+disk it needs; answered in seconds on any machine, before the weights are downloaded (the model's shapes come from
+its configuration) and before a GPU is at hand (then from a device profile, labelled as projected)."""
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 
-from ..model.architectures import NUM_LAYERS, SHAPES
-from ..model.cost import flops_per_clip
-from ..model.sites import all_sites
+from ..model.architectures import NUM_LAYERS, SHAPES, DecoderShape
+from ..model.batching import auto_batch_size, memory_budget
+from ..model.calibration import calibrate
+from ..model.cost import DEVICE_PROFILES, flops_per_clip, projected_rate
 from ..stats.power import resolvable_difference
 from .interventions import IDS as IV_IDS
-from .interventions import InterventionRows, intervention_grid
-from .pipeline import Selection, selected_concepts
-from .session import Session
+from .pipeline import Selection
+from .session import DTYPES, Session
 from .shards import missing_work, pass_concepts
 
+#: bytes per number of each dtype a run can use
+DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 ROW_BYTES = 160  # one parquet result row, measured on tiny runs (compressed columns)
 #: The standard deviation of per-prompt intervention effects that ``mgbench plan`` assumes when the session has
 #: no cached interventions rows. From the toy world: ``mgbench run --model toy --concepts guitar,piano,jazz,rock
@@ -29,21 +33,27 @@ ROW_BYTES = 160  # one parquet result row, measured on tiny runs (compressed col
 DEFAULT_EFFECT_SD = 0.80
 
 
+@dataclass(frozen=True)
+class Rate:
+    """How fast the selection runs on one device: measured here (a short calibration) or projected."""
+
+    device: str
+    batch: int
+    clips_per_s: float
+    how: str  # one line: what was measured, or how it was projected ("projected, not measured here: ...")
+
+
 @dataclass
 class Plan:
     generations: dict[str, int]  # experiment -> clips still to generate (cached ones excluded)
-    clips_per_s: float
+    rates: list[Rate]  # the device asked for, or each device profile where that device is not here
     tensor_bytes: int
     row_bytes: int
     prompts: int = 0  # per concept
     effect_sd: float = DEFAULT_EFFECT_SD  # of per-prompt intervention effects
     effect_sd_source: str = "default, from the toy world"
     worker_clips: list[int] = field(default_factory=list)  # clips each of N workers (shards) still generates
-
-    @property
-    def worker_seconds(self) -> float:
-        """Time of the selection on ``len(worker_clips)`` workers, one device each: the busiest worker's clips."""
-        return max(self.worker_clips, default=0) / self.clips_per_s
+    cache: str = ""  # whether the cache was read, in words
 
     @property
     def resolvable(self) -> float:
@@ -55,30 +65,67 @@ class Plan:
     def total(self) -> int:
         return sum(self.generations.values())
 
-    @property
-    def seconds(self) -> float:
-        return self.total / self.clips_per_s
+    def seconds(self, rate: Rate) -> float:
+        return self.total / rate.clips_per_s
+
+    def worker_seconds(self, rate: Rate) -> float:
+        """Time of the selection on ``len(worker_clips)`` workers, one device each: the busiest worker's clips."""
+        return max(self.worker_clips, default=0) / rate.clips_per_s
 
 
-def make_plan(session: Session, selection: Selection, workers: int = 1) -> Plan:
-    """Count the clips the selection still needs (in all, and per shard of ``workers``) and time a short
-    calibration batch on this device."""
+def make_plan(session: Session, selection: Selection, workers: int = 1,
+              profiles: "tuple[str, ...]" = tuple(DEVICE_PROFILES)) -> Plan:
+    """Count the clips the selection still needs (in all, and per shard of ``workers``; the cache is read when the
+    model and classifier are on this machine) and how fast they run: calibrated on the device when it is here, else
+    projected for each of ``profiles``. Loads, builds and downloads no model."""
     selection.validate(session)
-    concepts = selected_concepts(session, selection)
-    n, layers = session.config.prompts, session.musicgen.num_layers
-    per_worker = missing_work(session, selection, workers)
+    facts, c = session.facts, session.config
+    store = session.local_store()
+    per_worker = missing_work(session, selection, workers, store=store)
     generations = {name: sum(w[name] for w in per_worker) for name in per_worker[0]}
-    worker_clips = [sum(w.values()) for w in per_worker]
-    passes = [c for c in pass_concepts(session, selection) if not session.store.tensor_path(f"pass-{c}").exists()]
-    clips_per_s = calibrate(session, concepts[:2], min(session.batch_size, 256))
-    hidden = session.musicgen.model.decoder.config.hidden_size
+    passes = [p for p in pass_concepts(session, selection)
+              if store is None or not store.tensor_path(f"pass-{p}").exists()]
+    n, layers, hidden = c.prompts, facts.num_layers, facts.shape.hidden
     tensor_bytes = len(passes) * 4 * hidden * (2 * 4 * layers + n * layers) + 4 * 527 * n * len(passes)
-    cached = session.store.read("interventions")
+    cached = store.read("interventions") if store is not None else pd.DataFrame()
     sd = effect_sd(cached)
     source = ("default, from the toy world" if math.isnan(sd)
               else f"from this session's {len(cached):,d} cached interventions rows")
-    return Plan(generations, clips_per_s, tensor_bytes, ROW_BYTES * sum(generations.values()), n,
-                DEFAULT_EFFECT_SD if math.isnan(sd) else sd, source, worker_clips)
+    return Plan(generations, device_rates(session, profiles), tensor_bytes, ROW_BYTES * sum(generations.values()), n,
+                DEFAULT_EFFECT_SD if math.isnan(sd) else sd, source, [sum(w.values()) for w in per_worker],
+                "read" if store is not None else "not read (the model or classifier is not on this machine: every "
+                "clip counted)")
+
+
+def device_here(device: str) -> bool:
+    """Whether torch sees ``device`` (``cpu``, ``cuda``, ``cuda:N``) on this machine."""
+    kind = torch.device(device)
+    if kind.type == "cpu":
+        return True
+    return torch.cuda.is_available() and (kind.index or 0) < torch.cuda.device_count()
+
+
+def device_rates(session: Session, profiles: "tuple[str, ...]") -> list[Rate]:
+    """The rate on the session's device: a short calibration when it is here, else each profile's projection."""
+    c, facts = session.config, session.facts
+    dtype = c.resolved_dtype
+    dtype_bytes = DTYPE_BYTES[dtype]
+    seconds = c.generation.seconds
+    if device_here(c.device):
+        device = torch.device(c.device)
+        batch = c.batch_size or auto_batch_size(facts, seconds, device.type == "cuda", memory_budget(device),
+                                                dtype_bytes)
+        measured = calibrate(facts, seconds, batch, c.device, DTYPES[dtype] or torch.float32,
+                             c.generation.guidance_scale > 1)
+        return [Rate(c.device, batch, measured.clips_per_s, measured.what)]
+    rates = []
+    for name in profiles:
+        profile = DEVICE_PROFILES[name]
+        batch = c.batch_size or auto_batch_size(facts, seconds, True, int(0.8 * profile.memory_gib * 2**30),
+                                                dtype_bytes)
+        rate, how = projected_rate(profile, facts.shape, seconds, batch, dtype, c.compile_mode)
+        rates.append(Rate(name, batch, rate, f"projected, not measured here: {how}"))
+    return rates
 
 
 def effect_sd(rows: pd.DataFrame) -> float:
@@ -93,26 +140,12 @@ def effect_sd(rows: pd.DataFrame) -> float:
     return float(np.sqrt(variances.mean())) if len(variances) else math.nan
 
 
-def calibrate(session: Session, concepts: list[str], rows: int) -> float:
-    """Clips per second of intervention batches of ``batch_size`` rows, timed on one batch of ``rows`` rows.
-
-    One concept (a narrow selection) times interventions of the concept with itself: the same work.
-    """
-    pairs = [(concepts[0], concepts[0])] if len(concepts) == 1 else None
-    grid = intervention_grid(concepts, ["replace"], all_sites(session.musicgen.num_layers, ["mlp"]), 1, pairs)
-    batch = pd.concat([grid] * (rows // len(grid) + 1)).iloc[:rows].reset_index(drop=True)
-    compute = InterventionRows(session)
-    compute(batch.iloc[:1])  # warm-up (and the two concepts' means)
-    start = time.perf_counter()
-    compute(batch)
-    return rows / (time.perf_counter() - start)
-
-
 def paper_generations(size: str, prompts: int = 100, concepts: int = 10) -> int:
     """Clips of the paper's full intervention sweep for one size (both techniques, all ordered pairs)."""
     return concepts * (concepts - 1) * 2 * 3 * NUM_LAYERS[size] * prompts
 
 
-def scaled_rate(rate: float, measured: str, target: str, seconds: float) -> float:
-    """Rate of ``target`` from a measured rate of ``measured``, scaled by decoder FLOPs per clip."""
-    return rate * flops_per_clip(SHAPES[measured], seconds) / flops_per_clip(SHAPES[target], seconds)
+def scaled_rate(rate: float, measured: DecoderShape, seconds: float, target: str, target_seconds: float) -> float:
+    """Rate of size ``target`` at clips of ``target_seconds`` from a rate of a decoder of shape ``measured`` at clips
+    of ``seconds``, scaled by decoder FLOPs per clip."""
+    return rate * flops_per_clip(measured, seconds) / flops_per_clip(SHAPES[target], target_seconds)

@@ -11,15 +11,16 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..classify.clap import load_clap
-from ..classify.loading import load_classifier
+from ..classify.clap import clap_identity, load_clap
+from ..classify.loading import classifier_identity, load_classifier
 from ..concepts.concept_set import Concept, ConceptSet, load_concepts
 from ..concepts.recognition import Recognition, recognition
 from ..errors import ConfigError
+from ..model.architectures import ModelFacts
 from ..model.backends import check_compile, make_runner, resolve_backend
-from ..model.batching import auto_batch_size
+from ..model.batching import loaded_batch_size
 from ..model.hooks import Capture
-from ..model.loading import RANDOM_MODELS, LoadedMusicgen, load_musicgen
+from ..model.loading import RANDOM_MODELS, LoadedMusicgen, load_musicgen, local_identity, model_facts
 from ..model.runner import GenerationSettings, Runner
 from ..model.sites import PAPER_COMPONENTS, Site, all_sites
 from ..paths import mgbench_home
@@ -112,9 +113,14 @@ class Session:
                              allow_download=self.config.download)
 
     @cached_property
+    def facts(self) -> ModelFacts:
+        """The model's shapes and rates, from its configuration (its weights are not loaded for them)."""
+        return self.musicgen.facts if "musicgen" in self.__dict__ else model_facts(self.config.model)
+
+    @cached_property
     def batch_size(self) -> int:
         """Prompt rows per generate call: the configured number, or the memory-based automatic size."""
-        return self.config.batch_size or auto_batch_size(self.musicgen, self.config.generation.seconds)
+        return self.config.batch_size or loaded_batch_size(self.musicgen, self.config.generation.seconds)
 
     @cached_property
     def runner(self) -> Runner:
@@ -133,12 +139,32 @@ class Session:
     def store(self) -> ResultStore:
         return ResultStore(Path(self.config.cache or mgbench_home() / "cache"), self.key())
 
-    def key(self) -> dict:
-        """What every cached number of this session depends on."""
+    def local_store(self) -> "ResultStore | None":
+        """The session's store if its model and classifier are on this machine, else None (nothing can be cached
+        for them yet); loads, builds and downloads nothing (``mgbench plan``)."""
+        return self.store if self.key(load=False) is not None else None
+
+    def identities(self, load: bool = True) -> "tuple[str | None, str | None]":
+        """The model's and the classifier's content identities, from their files; where they are not on this
+        machine, None, or with ``load`` the loaders' own (which build the offline models or say what is missing)."""
         c = self.config
+        model = local_identity(c.model)
+        classifier = clap_identity(c.classifier_name) if c.recognizer == "clap" else classifier_identity(
+            c.classifier_name)
+        if load:
+            model = model or self.musicgen.identity
+            classifier = classifier or self.classifier.identity
+        return model, classifier
+
+    def key(self, load: bool = True) -> "dict | None":
+        """What every cached number of this session depends on (None without ``load`` where a model is missing)."""
+        c = self.config
+        model, classifier = self.identities(load)
+        if model is None or classifier is None:
+            return None
         concept_data = json.dumps([x.definition() for x in self.concepts.concepts] + [self.concepts.template,
                                    self.concepts.slots, self.concepts.slot_order], sort_keys=True)
-        key = {"mgbench": __version__, "model": self.musicgen.identity, "classifier": self.classifier.identity,
+        key = {"mgbench": __version__, "model": model, "classifier": classifier,
                "prompts": c.prompts, "generation": c.generation.as_dict(), "odds": c.odds, "dtype": c.resolved_dtype,
                "both_halves": c.both_halves, "backend": c.backend, "text_padding": c.resolved_text_padding,
                "concepts": hashlib.sha256(concept_data.encode()).hexdigest()[:16]}

@@ -33,6 +33,7 @@ from ..errors import ConfigError
 from .pipeline import ROW_TABLES, Selection, selected_concepts, selection_grids, stored_name
 from .resume import missing_mask
 from .session import Session
+from .store import ResultStore
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 #: seconds between renewals of a live claim, and without renewal after which a claim is a dead shard's
@@ -72,32 +73,36 @@ class Shard:
 def pass_concepts(session: Session, selection: Selection) -> list[str]:
     """The concepts whose passes the selection needs: all of them, unless it runs only DecoderLens rows before the
     last layer (the last layer's rows reuse the baseline clips)."""
-    last = session.musicgen.num_layers - 1
+    last = session.facts.num_layers - 1
     lenses_only = set(selection.experiments) <= {"decoderlens", "tunedlens"}
     only_lens = lenses_only and selection.layers and last not in selection.layers
     return [] if only_lens else selected_concepts(session, selection)
 
 
-def missing_work(session: Session, selection: Selection, shards: int = 1, clips: bool = True) -> list[dict[str, int]]:
+def missing_work(session: Session, selection: Selection, shards: int = 1, clips: bool = True,
+                 store: "ResultStore | None | bool" = True) -> list[dict[str, int]]:
     """For each of ``shards`` shards (one: the whole selection), the clips it still has to generate, per experiment
-    and ``baselines`` (concept passes); the store is read once.
+    and ``baselines`` (concept passes), given what ``store`` holds (True: the session's; None: nothing is stored
+    yet); the store is read once.
 
     DecoderLens and tuned-lens rows of the last layer reuse the baseline clips and count for nothing; with
     ``clips=False`` they count as the rows they are (then the numbers are rows still to store, and prompts of passes
     still to store).
     """
+    store = session.store if store is True else store
     parts = [Shard(i, shards) for i in range(1, shards + 1)]
     work: list[dict[str, int]] = [{} for _ in parts]
     for name, grid in selection_grids(session, selection).items():
-        missing = missing_mask(session.store, stored_name(name, grid), grid, list(grid.columns))
+        missing = (missing_mask(store, stored_name(name, grid), grid, list(grid.columns)) if store is not None
+                   else pd.Series(True, index=grid.index))
         if name in ("decoderlens", "tunedlens") and clips:
-            missing &= grid.layer != session.musicgen.num_layers - 1
+            missing &= grid.layer != session.facts.num_layers - 1
         for shard, counts in zip(parts, work):
             counts[name] = int(shard.pick(missing.to_frame()).iloc[:, 0].sum())
     concepts = pass_concepts(session, selection)
     for shard, counts in zip(parts, work):
         counts["baselines"] = session.config.prompts * sum(
-            not session.store.tensor_path(f"pass-{c}").exists() for c in shard.concepts(concepts))
+            store is None or not store.tensor_path(f"pass-{c}").exists() for c in shard.concepts(concepts))
     return work
 
 

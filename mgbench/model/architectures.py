@@ -42,3 +42,34 @@ SHAPES = {"small": DecoderShape(24, 1024, 4096, 16), "medium": DecoderShape(48, 
 SHAPES["toy"] = SHAPES["tiny"]  # the toy world's MusicGen: the tiny shapes, trained
 #: decoder layers per size
 NUM_LAYERS = {size: shape.layers for size, shape in SHAPES.items()}
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What validating and planning a run need of a MusicGen, read off its configuration: no weights loaded."""
+
+    shape: DecoderShape
+    frame_rate: int  # codec frames per second
+    sample_rate: int
+    max_positions: int  # the decoder's positional table: frames + codebooks - 1 must fit
+
+    @classmethod
+    def of_config(cls, config) -> "ModelFacts":
+        """The facts of a ``MusicgenConfig``."""
+        d = config.decoder
+        shape = DecoderShape(d.num_hidden_layers, d.hidden_size, d.ffn_dim, d.num_attention_heads, d.num_codebooks,
+                             d.vocab_size)
+        return cls(shape, config.audio_encoder.frame_rate, config.audio_encoder.sampling_rate,
+                   d.max_position_embeddings)
+
+    @property
+    def num_layers(self) -> int:
+        return self.shape.layers
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.shape.codebooks
+
+    def steps(self, seconds: float) -> int:
+        """Decode steps of a clip of ``seconds``: its frames plus the delay pattern's codebooks - 1."""
+        return round(seconds * self.frame_rate) + self.num_codebooks - 1

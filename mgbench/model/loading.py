@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 
 from ..errors import MissingWeightsError, unknown
-from ..paths import folder_digest, toy_folder
+from ..paths import content_identity, random_folder, toy_folder
 from ..quiet import quiet_transformers
-from .architectures import HUB_NAMES
+from .architectures import HUB_NAMES, ModelFacts
 from .hooks import persistent
-from .random_sizes import RANDOM_SIZES, random_musicgen_folder
+from .random_sizes import RANDOM_SIZES, published_config, random_musicgen_folder
 from .tiny import tiny_musicgen_folder
 
 MODEL_NAMES = ("toy", "tiny", *HUB_NAMES, *RANDOM_SIZES)
@@ -59,15 +59,20 @@ class LoadedMusicgen:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def facts(self) -> ModelFacts:
+        return ModelFacts.of_config(self.model.config)
 
-def resolve_source(name: str) -> str:
-    """Map a model name to what ``from_pretrained`` takes: a local folder or a hub id."""
+
+def resolve_source(name: str, build: bool = True) -> str:
+    """Map a model name to what ``from_pretrained`` takes: a local folder or a hub id. The offline random models are
+    built on first use, unless ``build`` is False (then their folder may not exist yet)."""
     if name == "toy":
         return str(toy_folder() / "musicgen")
     if name == "tiny":
         return str(tiny_musicgen_folder())
     if name in RANDOM_SIZES:
-        return str(random_musicgen_folder(name))
+        return str(random_musicgen_folder(name) if build else random_folder(name, 0))
     if name in HUB_NAMES:
         return HUB_NAMES[name]
     folder = Path(name)
@@ -111,6 +116,36 @@ def is_available(name: str) -> bool:
     if Path(source).is_dir():
         return True
     return cached_snapshot(source) is not None
+
+
+def model_facts(name: str) -> ModelFacts:
+    """The facts of model ``name`` from its configuration alone, so that a run can be checked and planned before its
+    weights are downloaded (or built): the published configuration of the paper's sizes and their random
+    counterparts, else the ``config.json`` of the folder or of the hub id's cached snapshot."""
+    from transformers import MusicgenConfig
+
+    size = RANDOM_SIZES.get(name, name)
+    if size in HUB_NAMES:
+        return ModelFacts.of_config(published_config(size))
+    source = resolve_source(name)
+    if not Path(source).is_dir():
+        from huggingface_hub import try_to_load_from_cache
+
+        config = try_to_load_from_cache(source, "config.json")
+        if not isinstance(config, str):
+            raise MissingWeightsError(missing_weights_message(source))
+        source = str(Path(config).parent)
+    with quiet_transformers():
+        return ModelFacts.of_config(MusicgenConfig.from_pretrained(source))
+
+
+def local_identity(name: str) -> "str | None":
+    """The content identity of model ``name`` (as ``LoadedMusicgen.identity``) if its weights are on this machine,
+    else None; builds and downloads nothing (but the tiny model, built in a second)."""
+    source = resolve_source(name, build=False)
+    if Path(source).is_dir() or (name not in RANDOM_SIZES and cached_snapshot(source) is not None):
+        return model_identity(source)
+    return None
 
 
 def missing_weights_message(repo_id: str) -> str:
@@ -173,4 +208,4 @@ def model_identity(source: str) -> str:
     folder = Path(source) if Path(source).is_dir() else cached_snapshot(source)
     if folder is None:
         raise MissingWeightsError(missing_weights_message(source))
-    return "sha256:" + folder_digest(folder)[:32]
+    return content_identity(folder)
