@@ -30,13 +30,13 @@ import torch
 
 from mgbench.classify.loading import load_classifier
 from mgbench.concepts.concept_set import load_concepts
+from mgbench.engine.runner import GenerationSettings, MusicgenRunner
 from mgbench.experiments.pipeline import Selection, run_selection
 from mgbench.experiments.session import RunConfig, Session
-from mgbench.model.architectures import SHAPES
-from mgbench.model.cost import gpu_kind, hardware_limit
-from mgbench.model.loading import LoadedMusicgen, load_musicgen
-from mgbench.model.profile import spread_edits, step_split, sync
-from mgbench.model.runner import GenerationSettings, MusicgenRunner
+from mgbench.perf.cost import gpu_kind, hardware_limit
+from mgbench.perf.profile import spread_edits, step_split, sync
+from mgbench.zoo.architectures import SHAPES
+from mgbench.zoo.loading import LoadedMusicgen, load_musicgen
 
 #: (engine, KV cache, compile mode) per measured mode
 MODES = {"generate": ("generate", "dynamic", None), "eager": ("own", "dynamic", None),

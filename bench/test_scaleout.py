@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from mgbench.engine.runner import GenerationSettings
 from mgbench.experiments.pipeline import Selection
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.experiments.workers import run_workers
-from mgbench.model.runner import GenerationSettings
 
 #: the sweep of test_speed.py: 3 concepts, both techniques, every site of the tiny model, 2 prompts of 1 s
 SWEEP = Selection(experiments=("interventions",), concepts=("guitar", "piano", "jazz"))

@@ -20,15 +20,15 @@ import torch
 
 from mgbench.classify.loading import load_classifier
 from mgbench.concepts.concept_set import load_concepts
+from mgbench.engine.runner import GenerationSettings, MusicgenRunner
+from mgbench.engine.sites import all_sites
 from mgbench.experiments.interventions import InterventionRows, intervention_grid
 from mgbench.experiments.resume import chunks
 from mgbench.experiments.session import RunConfig, Session
-from mgbench.model.architectures import SHAPES
-from mgbench.model.cost import gpu_kind, hardware_limit
-from mgbench.model.loading import is_available, load_musicgen
-from mgbench.model.profile import step_split
-from mgbench.model.runner import GenerationSettings, MusicgenRunner
-from mgbench.model.sites import all_sites
+from mgbench.perf.cost import gpu_kind, hardware_limit
+from mgbench.perf.profile import step_split
+from mgbench.zoo.architectures import SHAPES
+from mgbench.zoo.loading import is_available, load_musicgen
 
 CONCEPTS = ["guitar", "piano", "jazz"]
 

@@ -19,13 +19,13 @@ import pytest
 
 from .concepts.concept_set import load_concepts
 from .errors import MgbenchError
-from .model.architectures import REAL_SIZES
 from .paths import TINY_VERSION, atomic_write_bytes
 from .suite.cases import EXPERIMENTS, Case, Needs, add_needs, case_metrics, enumerate_cases, split_intervals
 from .suite.claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_precision
 from .suite.expectations import Expectations
 from .suite.ground_truth import GroundTruth, planted_truth, run_check
 from .suite.stored import missing_rows, read_results, stored_ids
+from .zoo.architectures import REAL_SIZES
 
 #: the offline sizes (always run, on the CPU): toy (a planted mechanism) and tiny (random weights, golden values)
 OFFLINE_SIZES = ("toy", "tiny")
@@ -226,8 +226,8 @@ class BenchState:
         if size in OFFLINE_SIZES:
             return None
         from .classify.passt import passt_checkpoint_path
-        from .model.architectures import HUB_NAMES
-        from .model.loading import is_available, missing_weights_message
+        from .zoo.architectures import HUB_NAMES
+        from .zoo.loading import is_available, missing_weights_message
 
         if not is_available(size):
             return missing_weights_message(HUB_NAMES[size])
@@ -237,8 +237,8 @@ class BenchState:
 
     def session(self, size: str):
         if size not in self.sessions:
+            from .engine.runner import GenerationSettings
             from .experiments.session import RunConfig, Session
-            from .model.runner import GenerationSettings
 
             s = self.settings(size)
             self.sessions[size] = Session(RunConfig(

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from mgbench.concepts.concept_set import load_concepts
-from mgbench.model.loading import load_musicgen
-from mgbench.model.runner import GenerationSettings, MusicgenRunner
+from mgbench.engine.runner import GenerationSettings, MusicgenRunner
+from mgbench.zoo.loading import load_musicgen
 
 
 @pytest.fixture(scope="session")

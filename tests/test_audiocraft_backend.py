@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
+from mgbench import backends
+from mgbench.backends import make_runner
 from mgbench.cli import main
+from mgbench.engine.runner import GenerationSettings
 from mgbench.experiments.session import RunConfig, Session
-from mgbench.model import backends
-from mgbench.model.backends import make_runner
-from mgbench.model.loading import load_musicgen
-from mgbench.model.runner import GenerationSettings
+from mgbench.zoo.loading import load_musicgen
 
 TABLES = ("decoderlens", "similarity", "interventions", "ceiling")
 #: captured site means (similarity's only input) differ in the last bits: transformers computes its sinusoidal
@@ -98,7 +98,7 @@ def test_unknown_choices_list_the_allowed_ones(argv, message, capsys):
 
 
 def test_audiocraft_missing_says_how_to_install(monkeypatch, capsys):
-    monkeypatch.setattr(backends, "find_spec", lambda name: None)
+    monkeypatch.setattr(backends.base, "find_spec", lambda name: None)
     assert main(["plan", "--model", "tiny", "--backend", "audiocraft"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.endswith(backends.INSTALL_AUDIOCRAFT)
@@ -108,4 +108,4 @@ def test_audiocraft_missing_says_how_to_install(monkeypatch, capsys):
 @pytest.mark.extra("audiocraft")
 def test_audiocraft_backend_has_no_masked_padding(capsys):
     assert main(["plan", "--model", "tiny", "--backend", "audiocraft", "--text-padding", "masked"]) == 2
-    assert "for masked padding use --backend transformers" in capsys.readouterr().err
+    assert "for masked padding drop --backend audiocraft" in capsys.readouterr().err

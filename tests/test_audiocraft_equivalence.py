@@ -1,7 +1,7 @@
 """mgbench's transformers MusicGen against audiocraft's, the library the paper ran (docs/backends.md).
 
 Both models hold the same numbers: the tiny MusicGen (float64, as mgbench runs it on the CPU) and an audiocraft
-``LMModel`` built around its weights, T5 encoder and tokenizer (``mgbench.model.audiocraft_lm``). The audiocraft
+``LMModel`` built around its weights, T5 encoder and tokenizer (``mgbench.engine.audiocraft_lm``). The audiocraft
 side is audiocraft's own code throughout: its forward pass, its ``generate`` (delay pattern, classifier-free
 guidance with ``cfg_coef``, top-k sampling) and plain forward hooks at the paper's hook points. Codes on the
 transformers side are the ones mgbench's runner hands to EnCodec, i.e. the codes behind mgbench's audio.
@@ -22,13 +22,13 @@ pytest.importorskip("audiocraft", reason="needs the audiocraft extra, which is n
 
 from audiocraft.modules.conditioners import ConditioningAttributes  # noqa: E402
 
-from mgbench.model import audiocraft_keys  # noqa: E402
-from mgbench.model.audiocraft_keys import audiocraft_to_transformers, transformers_to_audiocraft  # noqa: E402
-from mgbench.model.audiocraft_lm import TEXT_CONDITION, audiocraft_lm, audiocraft_site_module  # noqa: E402
-from mgbench.model.hooks import ADD, REPLACE, RowEdit, installed  # noqa: E402
-from mgbench.model.loading import load_musicgen  # noqa: E402
-from mgbench.model.runner import GenerationSettings, MusicgenRunner  # noqa: E402
-from mgbench.model.sites import Site, all_sites, site_module  # noqa: E402
+from mgbench.backends.audiocraft import keys as audiocraft_keys  # noqa: E402
+from mgbench.backends.audiocraft.keys import audiocraft_to_transformers, transformers_to_audiocraft  # noqa: E402
+from mgbench.backends.audiocraft.lm import TEXT_CONDITION, audiocraft_lm, audiocraft_site_module  # noqa: E402
+from mgbench.engine.hooks import ADD, REPLACE, RowEdit, installed  # noqa: E402
+from mgbench.engine.runner import GenerationSettings, MusicgenRunner  # noqa: E402
+from mgbench.engine.sites import Site, all_sites, site_module  # noqa: E402
+from mgbench.zoo.loading import load_musicgen  # noqa: E402
 
 SECONDS = 0.5
 GUIDANCE = 3.0

@@ -100,11 +100,13 @@ CASES = [
     case("device-cuda-without-gpu", [*RUN, "--device", "cuda"], "'cuda': torch sees no CUDA device here; use cpu",
          marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")),
     case("compile-generate-engine", [*RUN, "--engine", "generate", "--compile", "default"],
-         "--compile default compiles mgbench's own decode loop: use it with --backend transformers --engine own"),
+         "--compile default compiles mgbench's own decode loop: use it with --engine own (the default), or --compile off"),
     case("compile-audiocraft", [*RUN, "--backend", "audiocraft", "--compile", "reduce-overhead"],
-         "--compile reduce-overhead compiles mgbench's own decode loop", marks=pytest.mark.extra("audiocraft")),
+         "--compile reduce-overhead needs a compiled decoder step (--compile), which the audiocraft backend does not "
+         "offer: drop --backend audiocraft or --compile", marks=pytest.mark.extra("audiocraft")),
     case("tunedlens-audiocraft", [*RUN, "--backend", "audiocraft", "--experiments", "tunedlens"],
-         "tunedlens runs on the transformers backend, not audiocraft", marks=pytest.mark.extra("audiocraft")),
+         "the tunedlens experiment needs generation through the loaded model's transformers decoder layers",
+         marks=pytest.mark.extra("audiocraft")),
     case("compile-bogus", [*RUN, "--compile", "max"], "argument --compile: invalid choice: 'max' (choose from 'off', "
                                                       "'default', 'reduce-overhead')"),
     case("device-tpu", [*RUN, "--device", "tpu"], "unknown device 'tpu'; use cpu, cuda or cuda:N"),
@@ -173,7 +175,7 @@ def tiny_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MGBENCH_HOME", str(home))
-        from mgbench.model.loading import load_musicgen
+        from mgbench.zoo.loading import load_musicgen
 
         load_musicgen("tiny")
     return home
@@ -202,7 +204,7 @@ def test_bad_input_gives_one_line_and_does_nothing(argv, status, message, setups
 
 
 def test_ctrl_c_during_a_run_says_what_was_saved_and_how_to_resume(tmp_path, tiny_home, monkeypatch, capsys):
-    from mgbench.model.runner import MusicgenRunner
+    from mgbench.engine.runner import MusicgenRunner
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -3,11 +3,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from mgbench.engine.batching import OomBackoff, auto_batch_size, loaded_batch_size, row_bytes
 from mgbench.errors import ConfigError
 from mgbench.experiments.session import RunConfig, Session
-from mgbench.model.architectures import SHAPES
-from mgbench.model.batching import OomBackoff, auto_batch_size, loaded_batch_size, row_bytes
-from mgbench.model.cost import bytes_per_clip, flops_per_clip, gpu_kind, hardware_limit, steps
+from mgbench.perf.cost import bytes_per_clip, flops_per_clip, gpu_kind, hardware_limit, steps
+from mgbench.zoo.architectures import SHAPES
 
 
 def test_oom_backoff_halves_and_keeps_every_finished_piece():

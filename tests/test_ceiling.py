@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from mgbench.cli import main
+from mgbench.engine.runner import GenerationSettings
 from mgbench.errors import ConfigError, UnknownNameError
 from mgbench.experiments.ceiling import ceiling_grid, run_ceiling
 from mgbench.experiments.metrics import intervention_effect, precision
 from mgbench.experiments.pipeline import Selection, run_selection, summarize
 from mgbench.experiments.session import RunConfig, Session
-from mgbench.model.runner import GenerationSettings
 
 
 def make_session(tmp_path, zero_cross_attention: bool = False) -> Session:

@@ -14,12 +14,12 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from mgbench.model.decode import compiled_decoder
-from mgbench.model.hooks import ADD, REPLACE, Capture, RowEdit, installed
-from mgbench.model.loading import load_musicgen
-from mgbench.model.runner import GenerationSettings, MusicgenRunner
-from mgbench.model.sites import Site
-from mgbench.model.slots import EditSlots
+from mgbench.engine.decode import compiled_decoder
+from mgbench.engine.hooks import ADD, REPLACE, Capture, RowEdit, installed
+from mgbench.engine.runner import GenerationSettings, MusicgenRunner
+from mgbench.engine.sites import Site
+from mgbench.engine.slots import EditSlots
+from mgbench.zoo.loading import load_musicgen
 
 SETTINGS = GenerationSettings(seconds=0.5, seed=3)
 
@@ -122,7 +122,7 @@ def test_compiled_rows_are_stored_apart_from_eager_ones(tmp_path):
 def test_the_compiled_step_is_one_graph_without_breaks(prompts, monkeypatch):
     """The position table's resize branch (an ``if`` on the static cache's length) would split the step into
     graphs; read presized, the step is one graph. Checked with dynamo's eager backend (same tracing, no inductor)."""
-    from mgbench.model import decode
+    from mgbench.engine import decode
 
     real_compile = torch.compile
     monkeypatch.setattr(torch, "compile", lambda module, mode, dynamic: real_compile(module, backend="eager",
@@ -144,7 +144,7 @@ def test_the_compiled_step_is_one_graph_without_breaks(prompts, monkeypatch):
 
 def test_presized_positions_give_transformers_values(tiny):
     """Same table values as transformers' own forward, grown to the length asked for, restored afterwards."""
-    from mgbench.model.decode import presized_positions
+    from mgbench.engine.decode import presized_positions
 
     positions = tiny.model.decoder.model.decoder.embed_positions
     ids = torch.zeros(2, 4, 1, dtype=torch.long)

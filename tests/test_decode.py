@@ -14,12 +14,12 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from mgbench.model import decode
-from mgbench.model.decode import CACHES, compiled_decoder, decode_codes, delay_pattern, new_cache
-from mgbench.model.hooks import ADD, REPLACE, Capture, RowEdit, edit_hooks, installed
-from mgbench.model.loading import load_musicgen
-from mgbench.model.runner import GenerationSettings, MusicgenRunner
-from mgbench.model.sites import Site, all_sites
+from mgbench.engine import decode
+from mgbench.engine.decode import CACHES, compiled_decoder, decode_codes, delay_pattern, new_cache
+from mgbench.engine.hooks import ADD, REPLACE, Capture, RowEdit, edit_hooks, installed
+from mgbench.engine.runner import GenerationSettings, MusicgenRunner
+from mgbench.engine.sites import Site, all_sites
+from mgbench.zoo.loading import load_musicgen
 
 
 @pytest.fixture(scope="module", params=["tiny", "toy"])

@@ -2,15 +2,15 @@ import pandas as pd
 import pytest
 import torch
 
+from mgbench.engine.hooks import ADD, REPLACE, RowEdit
+from mgbench.engine.runner import GenerationSettings
+from mgbench.engine.sites import Site
 from mgbench.errors import ConfigError, SiteError, UnknownNameError
 from mgbench.experiments.decoderlens import decoderlens_grid, run_decoderlens, run_similarity
 from mgbench.experiments.interventions import intervention_grid, make_edit, run_interventions
 from mgbench.experiments.metrics import intervention_effect, ndcg, precision, self_similarity
 from mgbench.experiments.pipeline import Selection, parse_layers, run_selection
 from mgbench.experiments.session import RunConfig, Session
-from mgbench.model.hooks import ADD, REPLACE, RowEdit
-from mgbench.model.runner import GenerationSettings
-from mgbench.model.sites import Site
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from mgbench.model.hooks import ADD, REPLACE, Capture, RowEdit, edit_hooks, installed
-from mgbench.model.sampling import CommonNoiseSampler, gumbel_noise
-from mgbench.model.sites import COMPONENT_MODULES, Site, all_sites
-from mgbench.model.slots import EditSlots
+from mgbench.engine.hooks import ADD, REPLACE, Capture, RowEdit, edit_hooks, installed
+from mgbench.engine.sampling import CommonNoiseSampler, gumbel_noise
+from mgbench.engine.sites import TRANSFORMERS_SITES, Site, all_sites
+from mgbench.engine.slots import EditSlots
 
 CUDA = torch.device("cuda", 0)
 
@@ -91,7 +91,7 @@ def test_one_decoder_step_with_edits_and_captures_on_cuda(fake_cuda, fake_decode
     """Every site edited (replace and add, both halves) and captured in one decoder step of the tiny model on
     fake CUDA: no device error, no host-to-device copy in the step, outputs and captured sums on the device."""
     layers, hidden = fake_decoder.model.decoder.layers, fake_decoder.config.hidden_size
-    sites = all_sites(len(layers), tuple(COMPONENT_MODULES))
+    sites = all_sites(len(layers), tuple(TRANSFORMERS_SITES))
     edits = [RowEdit(site, (REPLACE, ADD)[i % 2], torch.randn(hidden), torch.randn(hidden) if guided else None)
              for i, site in enumerate(sites)]
     capture = Capture(sites)

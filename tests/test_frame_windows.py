@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from mgbench.model.hooks import ADD, REPLACE, FrameClock, RowEdit, edit_hooks, installed
-from mgbench.model.loading import load_musicgen
-from mgbench.model.runner import GenerationSettings, MusicgenRunner
-from mgbench.model.sites import Site
+from mgbench.engine.hooks import ADD, REPLACE, FrameClock, RowEdit, edit_hooks, installed
+from mgbench.engine.runner import GenerationSettings, MusicgenRunner
+from mgbench.engine.sites import Site
+from mgbench.zoo.loading import load_musicgen
 
 SITE = Site(1, "mlp")
 SETTINGS = GenerationSettings(seconds=0.5, seed=3)

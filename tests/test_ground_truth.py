@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest, mannwhitneyu
 
+from mgbench.engine import hooks, runner
+from mgbench.engine.runner import GenerationSettings
 from mgbench.experiments.pipeline import Selection, run_info, run_selection, summarize, write_tables
 from mgbench.experiments.session import RunConfig, Session
-from mgbench.model import hooks, runner
-from mgbench.model.runner import GenerationSettings
 from mgbench.report.render import build_report
 from mgbench.suite.ground_truth import lens_check, no_path_silent, planted_truth, run_check, sites_separate
 

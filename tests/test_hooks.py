@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mgbench.model.hooks import ADD, REPLACE, Capture, RowEdit, cut_decoder, edit_hooks, installed
-from mgbench.model.runner import GenerationSettings, MusicgenRunner
-from mgbench.model.sites import COMPONENT_MODULES, Site, site_module
+from mgbench.engine.hooks import ADD, REPLACE, Capture, RowEdit, cut_decoder, edit_hooks, installed
+from mgbench.engine.runner import GenerationSettings, MusicgenRunner
+from mgbench.engine.sites import TRANSFORMERS_SITES, Site, site_module
 
 
 def _attention(attn, x, context, causal, context_mask=None):
@@ -82,7 +82,7 @@ def test_patched_equals_manual(tiny, decoder_inputs, component, mode):
 
 def test_idle_hooks_change_nothing_and_greedy_matches_transformers(tiny, runner, prompts):
     baseline = runner.generate(prompts)
-    capture = Capture([Site(layer, c) for layer in range(tiny.num_layers) for c in COMPONENT_MODULES])
+    capture = Capture([Site(layer, c) for layer in range(tiny.num_layers) for c in TRANSFORMERS_SITES])
     hooked = runner.generate(prompts, edits=[None] * len(prompts), capture=capture)
     assert torch.equal(hooked, baseline)
     greedy = MusicgenRunner(tiny, GenerationSettings(seconds=0.5, greedy=True))

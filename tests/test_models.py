@@ -14,9 +14,9 @@ from mgbench.classify.loading import load_classifier
 from mgbench.classify.passt import load_passt_folder, passt_checkpoint_path
 from mgbench.errors import MissingWeightsError, UnknownNameError
 from mgbench.experiments.session import RunConfig, Session
-from mgbench.model import tiny as tiny_module
-from mgbench.model.loading import is_available, load_musicgen
 from mgbench.paths import tiny_folder
+from mgbench.zoo import tiny as tiny_module
+from mgbench.zoo.loading import is_available, load_musicgen
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_interrupted_build_leaves_nothing(fresh_home, monkeypatch):
 
 
 def test_missing_weights_are_clear_errors(tmp_path, monkeypatch):
-    monkeypatch.setattr("mgbench.model.loading.cached_snapshot", lambda repo: None)
+    monkeypatch.setattr("mgbench.zoo.loading.cached_snapshot", lambda repo: None)
     with pytest.raises(MissingWeightsError, match="'facebook/musicgen-small' are not in the local Hugging Face cache"
                                                   ".*hf download facebook/musicgen-small"):
         load_musicgen("small")
@@ -84,9 +84,9 @@ def test_unknown_names_are_clear_errors():
 
 
 def test_half_precision_decoder_runs_with_edits_and_captures():
-    from mgbench.model.hooks import ADD, Capture, RowEdit
-    from mgbench.model.runner import GenerationSettings, MusicgenRunner
-    from mgbench.model.sites import Site
+    from mgbench.engine.hooks import ADD, Capture, RowEdit
+    from mgbench.engine.runner import GenerationSettings, MusicgenRunner
+    from mgbench.engine.sites import Site
 
     loaded = load_musicgen("tiny", dtype=torch.bfloat16)
     assert next(loaded.model.decoder.parameters()).dtype == torch.bfloat16
@@ -118,7 +118,7 @@ CAPABILITIES = ["default", "avx2"] + (["avx512"] if "avx512f" in Path("/proc/cpu
 PROBE = """
 import hashlib, torch
 from mgbench.classify.loading import load_classifier
-from mgbench.model.loading import load_musicgen
+from mgbench.zoo.loading import load_musicgen
 control = torch.empty(4096).normal_(generator=torch.Generator().manual_seed(0))  # torch's own, CPU-dependent
 print(load_musicgen("tiny").identity, load_classifier("tiny").identity,
       hashlib.sha256(control.numpy().tobytes()).hexdigest()[:16])

@@ -8,14 +8,15 @@ import pytest
 import torch
 
 from mgbench.cli import main
+from mgbench.engine.batching import auto_batch_size
 from mgbench.errors import MissingWeightsError
 from mgbench.experiments.planning import paper_generations
-from mgbench.model import calibration, loading
-from mgbench.model.architectures import SHAPES, ModelFacts
-from mgbench.model.batching import auto_batch_size
-from mgbench.model.cost import DEVICE_PROFILES, flops_per_clip, flops_per_step, hardware_limit
-from mgbench.model.loading import model_facts
-from mgbench.model.random_sizes import published_config
+from mgbench.perf import calibration
+from mgbench.perf.cost import DEVICE_PROFILES, flops_per_clip, flops_per_step, hardware_limit
+from mgbench.zoo import loading
+from mgbench.zoo.architectures import SHAPES, ModelFacts
+from mgbench.zoo.loading import model_facts
+from mgbench.zoo.random_sizes import published_config
 
 
 @pytest.fixture

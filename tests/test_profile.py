@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mgbench.classify.loading import load_classifier
-from mgbench.model import profile
-from mgbench.model.runner import GenerationSettings, MusicgenRunner
+from mgbench.engine.runner import GenerationSettings, MusicgenRunner
+from mgbench.perf import profile
 
 
 def test_timed_ms_is_the_median_of_the_calls_after_a_warm_up(monkeypatch):

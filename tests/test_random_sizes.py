@@ -6,10 +6,10 @@ import torch
 
 from mgbench.errors import UnknownNameError
 from mgbench.experiments.session import RunConfig
-from mgbench.model.architectures import SHAPES
-from mgbench.model.loading import MODEL_NAMES, is_available, load_musicgen, resolve_source
-from mgbench.model.random_sizes import RANDOM_SIZES, published_config, random_musicgen_folder
 from mgbench.paths import random_folder
+from mgbench.zoo.architectures import SHAPES
+from mgbench.zoo.loading import MODEL_NAMES, is_available, load_musicgen, resolve_source
+from mgbench.zoo.random_sizes import RANDOM_SIZES, published_config, random_musicgen_folder
 
 T5_BASE_ENCODER_PARAMETERS = 109_628_544  # transformers' T5EncoderModel of t5-base
 ENCODEC_32KHZ_PARAMETERS = 56_884_674  # facebook/encodec_32khz (no conv shortcuts)
@@ -64,9 +64,9 @@ def test_random_models_are_known_by_name_and_available_without_building(tmp_path
 
 def test_small_random_builds_loads_and_generates_at_the_published_size():
     """Built on first use (about 10 s, 2.4 GB under the mgbench home; later runs load it)."""
-    from mgbench.model.hooks import ADD, RowEdit
-    from mgbench.model.runner import GenerationSettings, MusicgenRunner
-    from mgbench.model.sites import Site
+    from mgbench.engine.hooks import ADD, RowEdit
+    from mgbench.engine.runner import GenerationSettings, MusicgenRunner
+    from mgbench.engine.sites import Site
 
     loaded = load_musicgen("small-random")
     assert resolve_source("small-random") == str(random_folder("small-random", 0))

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from scipy.stats import chisquare
 
-from mgbench.model.sampling import CommonNoiseSampler, SamplerLastList, gumbel_noise, mix32, prompt_key
+from mgbench.engine.sampling import CommonNoiseSampler, SamplerLastList, gumbel_noise, mix32, prompt_key
 
 
 def test_noise_is_a_pure_function_of_seed_key_step_and_token():

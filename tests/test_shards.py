@@ -210,10 +210,10 @@ def test_workers_without_ray_is_one_line_saying_how_to_install_it(tmp_path, monk
 
 def test_plan_for_workers_counts_each_shards_missing_clips(home, tmp_path, monkeypatch, capsys):
     from mgbench.cli import main
+    from mgbench.engine.runner import GenerationSettings
     from mgbench.experiments.pipeline import Selection
     from mgbench.experiments.session import RunConfig, Session
     from mgbench.experiments.shards import missing_work, run_shard
-    from mgbench.model.runner import GenerationSettings
 
     monkeypatch.setenv("MGBENCH_HOME", str(home))
     assert main(["plan", *SWEEP[1:-3], "--cache", str(tmp_path / "plan"), "--workers", "3"]) == 0
@@ -237,8 +237,8 @@ def test_plan_for_workers_counts_each_shards_missing_clips(home, tmp_path, monke
 
 @pytest.fixture
 def session(home, tmp_path, monkeypatch):
+    from mgbench.engine.runner import GenerationSettings
     from mgbench.experiments.session import RunConfig, Session
-    from mgbench.model.runner import GenerationSettings
 
     monkeypatch.setenv("MGBENCH_HOME", str(home))
     return Session(RunConfig(model="tiny", prompts=1, generation=GenerationSettings(seconds=0.3),

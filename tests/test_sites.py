@@ -1,7 +1,7 @@
 import pytest
 
+from mgbench.engine.sites import Site, all_sites, site_module
 from mgbench.errors import SiteError, UnknownNameError
-from mgbench.model.sites import Site, all_sites, site_module
 
 
 def test_parse_and_print():

@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 import torch
 
+from mgbench.engine.hooks import ADD, REPLACE, RowEdit, edit_hooks
+from mgbench.engine.sites import Site
 from mgbench.errors import ConfigError
 from mgbench.experiments.interventions import IDS, TECHNIQUES, intervention_grid, row_ids, store_table, sweep_label
 from mgbench.experiments.pipeline import parse_alphas, parse_frames
-from mgbench.model.hooks import ADD, REPLACE, RowEdit, edit_hooks
-from mgbench.model.sites import Site
 from mgbench.report.steering import smallest_alpha
 
 SITES = [Site(2, "cross_attn"), Site(0, "mlp")]

@@ -12,14 +12,14 @@ still steers.
 import numpy as np
 import pytest
 
+from mgbench.engine.runner import GenerationSettings
+from mgbench.engine.sites import Site
 from mgbench.experiments.interventions import IDS, intervention_grid, run_interventions
 from mgbench.experiments.pipeline import Selection, run_info, run_selection, write_tables
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.experiments.shards import missing_work
-from mgbench.model.loading import planted_truth
-from mgbench.model.runner import GenerationSettings
-from mgbench.model.sites import Site
 from mgbench.report.render import build_report
+from mgbench.zoo.loading import planted_truth
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 2.0, 4.0)
 CONCEPTS = ("guitar", "piano", "jazz")

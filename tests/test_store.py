@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
+from mgbench.engine.runner import GenerationSettings
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.experiments.store import ResultStore, StoreWarning
-from mgbench.model.runner import GenerationSettings
 
 
 @pytest.fixture

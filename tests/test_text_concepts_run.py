@@ -8,9 +8,9 @@ import pytest
 from sklearn.metrics import ndcg_score
 
 from mgbench.cli import main
+from mgbench.engine.runner import GenerationSettings
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.experiments.store import key_hash
-from mgbench.model.runner import GenerationSettings
 
 #: the toy world (4 layers) at its offline defaults (2 prompts, 1 s), one site, its last layer: the lens reuses the
 #: baseline clips and the interventions run L3.mlp

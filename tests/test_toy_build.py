@@ -7,11 +7,11 @@ import pytest
 
 from mgbench.classify.loading import load_classifier
 from mgbench.cli import main
-from mgbench.model.loading import load_musicgen, planted_truth
 from mgbench.paths import toy_folder
 from mgbench.toy.checks import TARGETS
 from mgbench.toy.checks import planted_truth as read_planted
 from mgbench.toy.musicgen import PLANTED_LAYER
+from mgbench.zoo.loading import load_musicgen, planted_truth
 
 ROLES = {"L0.self_attn": "through_codes", "L0.cross_attn": "no_path", "L0.mlp": "through_codes",
          "L1.self_attn": "through_codes", "L1.cross_attn": "no_path", "L1.mlp": "through_codes",

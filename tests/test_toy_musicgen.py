@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from mgbench.model.hooks import REPLACE, Capture, RowEdit
-from mgbench.model.loading import LoadedMusicgen
-from mgbench.model.runner import GenerationSettings, MusicgenRunner
-from mgbench.model.sites import Site
-from mgbench.model.tiny import build_tiny_tokenizer
+from mgbench.engine.hooks import REPLACE, Capture, RowEdit
+from mgbench.engine.runner import GenerationSettings, MusicgenRunner
+from mgbench.engine.sites import Site
 from mgbench.toy.musicgen import PAD, PLANTED_LAYER, batch_tensors, delay, toy_config, train_musicgen
 from mgbench.toy.world import ToyWorld
+from mgbench.zoo.loading import LoadedMusicgen
+from mgbench.zoo.tiny import build_tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,16 @@ import torch
 from safetensors.torch import save_file
 from scipy.stats import entropy
 
+from mgbench.engine.hooks import cut_decoder, installed
+from mgbench.engine.runner import GenerationSettings, MusicgenRunner
 from mgbench.errors import ConfigError
 from mgbench.experiments.pipeline import Selection, run_selection
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.experiments.tunedlens import tuned_lens, write_lens
 from mgbench.lens.training import LensTraining, fit_lens, kl_to_final, record_states
 from mgbench.lens.translators import TunedLens, load_lens
-from mgbench.model.hooks import cut_decoder, installed
-from mgbench.model.loading import load_musicgen, planted_truth
-from mgbench.model.runner import GenerationSettings, MusicgenRunner
 from mgbench.suite.ground_truth import run_check
+from mgbench.zoo.loading import load_musicgen, planted_truth
 
 
 @pytest.fixture(scope="module")

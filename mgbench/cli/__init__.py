@@ -13,7 +13,7 @@ import sys
 import warnings
 
 from ..errors import MgbenchError
-from ..model.cost import DEVICE_PROFILES
+from ..perf.cost import DEVICE_PROFILES
 from .arguments import (
     COMPILE_MODES,
     EXIT_INTERRUPTED,

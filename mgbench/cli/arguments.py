@@ -116,9 +116,9 @@ def add_concepts_file_arg(p: argparse.ArgumentParser, default: "str | None") -> 
 def add_run_args(p: argparse.ArgumentParser, device_type=device_arg) -> None:
     """Arguments of ``run`` (and of ``plan``, which takes the same; its device need not be here)."""
     from ..concepts.recognition import RECOGNIZERS
+    from ..engine.sites import PAPER_COMPONENTS
     from ..experiments.interventions import TECHNIQUES
     from ..experiments.pipeline import EXPERIMENTS
-    from ..model.sites import PAPER_COMPONENTS
 
     add_generation_args(p, seconds=None, device_type=device_type)
     p.add_argument("--experiments", help="comma list of " + ", ".join(EXPERIMENTS) + " (default: all that the backend "

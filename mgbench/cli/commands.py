@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..model.cost import DEVICE_PROFILES
+from ..perf.cost import DEVICE_PROFILES
 from .arguments import COMPILE_MODES, OFFLINE_RUNS
 
 
@@ -38,9 +38,9 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List the known model names and whether each is available offline."""
-    from ..model.architectures import HUB_NAMES
-    from ..model.loading import MODEL_NAMES, is_available, resolve_source
-    from ..model.random_sizes import RANDOM_SIZES
+    from ..zoo.architectures import HUB_NAMES
+    from ..zoo.loading import MODEL_NAMES, is_available, resolve_source
+    from ..zoo.random_sizes import RANDOM_SIZES
 
     offline = {"toy": "shipped: the toy world", "tiny": "built offline from a seed",
                **{name: f"{size} shapes, random weights" for name, size in RANDOM_SIZES.items()}}
@@ -54,11 +54,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Generate one clip per prompt and write WAV files."""
+    from ..backends import make_runner
+    from ..engine.runner import GenerationSettings
     from ..experiments.pipeline import check_clip_length
-    from ..model.backends import make_runner
-    from ..model.loading import load_musicgen
-    from ..model.runner import GenerationSettings
     from ..report.audio import write_wav
+    from ..zoo.loading import load_musicgen
 
     loaded = load_musicgen(args.model, device=args.device, allow_download=args.download)
     settings = GenerationSettings(seconds=args.seconds, seed=args.seed)
@@ -75,9 +75,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _run_setup(args: argparse.Namespace):
     """The session and selection that ``run`` and ``plan`` share."""
+    from ..engine.runner import GenerationSettings
     from ..experiments.pipeline import Selection, default_experiments, parse_alphas, parse_frames, parse_layers
     from ..experiments.session import RunConfig, Session
-    from ..model.runner import GenerationSettings
 
     default_prompts, default_seconds = OFFLINE_RUNS.get(args.model, (100, 4.0))
     prompts = args.prompts if args.prompts is not None else default_prompts
@@ -89,12 +89,12 @@ def _run_setup(args: argparse.Namespace):
         concepts_file=args.concepts_file, cache=args.cache, download=args.download, backend=args.backend,
         text_padding=args.text_padding, engine=args.engine, compile_mode=COMPILE_MODES[args.compile])
     split = lambda text: tuple(x.strip() for x in text.split(",") if x.strip()) if text else None  # noqa: E731
-    selection = Selection(experiments=split(args.experiments) or default_experiments(args.backend),
+    session = Session(config)
+    selection = Selection(experiments=split(args.experiments) or default_experiments(session.backend),
                           concepts=split(args.concepts),
                           techniques=split(args.techniques), components=split(args.components),
                           layers=parse_layers(args.layers), alphas=parse_alphas(args.alphas),
                           frames=parse_frames(args.frames))
-    session = Session(config)
     return session, selection.validate(session)
 
 
@@ -163,9 +163,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """Print the clips a run needs, its time (calibrated here, or projected for a GPU that is not here), the disk its
     caches need and the effect difference it resolves; needs neither the weights nor the device."""
     from ..experiments.planning import make_plan, paper_generations, scaled_rate
-    from ..model.architectures import REAL_SIZES
-    from ..model.loading import local_identity
-    from ..model.random_sizes import RANDOM_SIZES
+    from ..zoo.architectures import REAL_SIZES
+    from ..zoo.loading import local_identity
+    from ..zoo.random_sizes import RANDOM_SIZES
 
     session, selection = _run_setup(args)
     plan = make_plan(session, selection, args.workers, tuple(args.gpu_profile or DEVICE_PROFILES))

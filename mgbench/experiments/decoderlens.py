@@ -10,8 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from ..engine.hooks import installed
 from ..lens.translators import TunedLens
-from ..model.hooks import installed
 from .metrics import ndcg, random_ranking_ndcg, self_similarity
 from .resume import chunks, fill_table
 from .session import Session

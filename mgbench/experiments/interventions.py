@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 
 from ..concepts.concept_set import pair_type
-from ..model.hooks import ADD, REPLACE, RowEdit
-from ..model.sites import Site
+from ..engine.hooks import ADD, REPLACE, RowEdit
+from ..engine.sites import Site
 from .metrics import intervention_effect, precision
 from .resume import chunks, fill_table
 from .session import Session

@@ -13,13 +13,14 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
+from ..backends import Backend
+from ..engine.runner import GenerationSettings
+from ..engine.sites import COMPONENTS, PAPER_COMPONENTS, all_sites
 from ..errors import ConfigError, unknown
-from ..model.architectures import ModelFacts
-from ..model.loading import RANDOM_MODELS, planted_truth
-from ..model.runner import GenerationSettings
-from ..model.sites import COMPONENT_MODULES, PAPER_COMPONENTS, all_sites
 from ..paths import atomic_write_bytes, atomic_write_with
 from ..stats.intervals import with_intervals
+from ..zoo.architectures import ModelFacts
+from ..zoo.loading import RANDOM_MODELS, planted_truth
 from .ceiling import ceiling_grid, run_ceiling
 from .decoderlens import decoderlens_grid, run_decoderlens, run_similarity
 from .interventions import SWEEP_IDS, TECHNIQUES, UNSCALED, intervention_grid, run_interventions, store_table
@@ -29,9 +30,9 @@ from .tunedlens import FIT_COLUMNS, check_backend, run_tunedlens, tuned_lens
 EXPERIMENTS = ("decoderlens", "similarity", "interventions", "ceiling", "tunedlens")
 
 
-def default_experiments(backend: str) -> tuple[str, ...]:
-    """Every experiment that ``backend`` runs (the tuned lens' hooks need transformers' decoder layers)."""
-    return tuple(e for e in EXPERIMENTS if e != "tunedlens" or backend == "transformers")
+def default_experiments(backend: Backend) -> tuple[str, ...]:
+    """Every experiment that ``backend`` runs (the tuned lens' hooks need the loaded model's decoder layers)."""
+    return tuple(e for e in EXPERIMENTS if e != "tunedlens" or "decoder layers" in backend.capabilities)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Selection:
             if t not in TECHNIQUES:
                 raise unknown("technique", t, list(TECHNIQUES))
         for c in self.components:
-            if c not in COMPONENT_MODULES or c == "resid":
+            if c not in COMPONENTS or c == "resid":
                 raise unknown("component", c, PAPER_COMPONENTS)
         for concept in session.concepts.select(list(self.concepts or [])):
             session.prompts(concept.name)  # raises when the concept has fewer prompts than asked for
@@ -82,9 +83,7 @@ def check_frames(session: Session, frames: tuple[int, int]) -> None:
     if c.compile_mode is not None:
         raise ConfigError(f"--frames runs edits uncompiled (compiled edit slots edit every frame): drop --compile "
                           f"{c.compile_mode} or --frames")
-    if c.backend != "transformers":
-        raise ConfigError(f"--frames counts frames on the transformers backend only: drop --backend {c.backend} "
-                          "or --frames")
+    session.backend.require("frame windows", "--frames", "--frames")
     steps = session.facts.steps(c.generation.seconds)
     if frames[0] >= steps:
         raise ConfigError(f"--frames {frames[0]}-{frames[1]} starts after the clip: a {c.generation.seconds:g} s clip "

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..model.architectures import NUM_LAYERS, SHAPES, DecoderShape
-from ..model.batching import auto_batch_size, memory_budget
-from ..model.calibration import calibrate
-from ..model.cost import DEVICE_PROFILES, flops_per_clip, projected_rate
+from ..engine.batching import auto_batch_size, memory_budget
+from ..perf.calibration import calibrate
+from ..perf.cost import DEVICE_PROFILES, flops_per_clip, projected_rate
 from ..stats.power import resolvable_difference
+from ..zoo.architectures import NUM_LAYERS, SHAPES, DecoderShape
 from .interventions import IDS as IV_IDS
 from .pipeline import Selection
 from .session import DTYPES, Session

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from ..model.batching import OomBackoff
+from ..engine.batching import OomBackoff
 from ..progress import progress
 from .store import ResultStore
 

@@ -11,20 +11,20 @@ from pathlib import Path
 import torch
 
 from .. import __version__
+from ..backends import Backend, get_backend
 from ..classify.clap import clap_identity, load_clap
 from ..classify.loading import classifier_identity, load_classifier
 from ..concepts.concept_set import Concept, ConceptSet, load_concepts
 from ..concepts.recognition import Recognition, recognition
+from ..engine.batching import loaded_batch_size
+from ..engine.hooks import Capture
+from ..engine.runner import GenerationSettings, Runner
+from ..engine.sites import PAPER_COMPONENTS, Site, all_sites
 from ..errors import ConfigError
-from ..model.architectures import ModelFacts
-from ..model.backends import check_compile, make_runner, resolve_backend
-from ..model.batching import loaded_batch_size
-from ..model.hooks import Capture
-from ..model.loading import RANDOM_MODELS, LoadedMusicgen, load_musicgen, local_identity, model_facts
-from ..model.runner import GenerationSettings, Runner
-from ..model.sites import PAPER_COMPONENTS, Site, all_sites
 from ..paths import mgbench_home
 from ..progress import progress
+from ..zoo.architectures import ModelFacts
+from ..zoo.loading import RANDOM_MODELS, LoadedMusicgen, load_musicgen, local_identity, model_facts
 from .metrics import ODDS
 from .store import ResultStore
 
@@ -71,7 +71,7 @@ class RunConfig:
     @property
     def resolved_text_padding(self) -> str:
         """The text padding ``None`` stands for: the backend's own (masked for transformers)."""
-        return resolve_backend(self.backend, self.text_padding)
+        return get_backend(self.backend).padding(self.text_padding)
 
     @property
     def classifier_name(self) -> str:
@@ -98,8 +98,8 @@ class Session:
 
     def __init__(self, config: RunConfig):
         self.config = config
-        resolve_backend(config.backend, config.text_padding)  # a bad backend is an error before anything loads
-        check_compile(config.backend, config.engine, config.compile_mode)
+        self.backend: Backend = get_backend(config.backend)
+        self.backend.check(config.text_padding, config.engine, config.compile_mode)  # before anything loads
         self.concepts: ConceptSet = load_concepts(config.concepts_file)
         self.recognition: Recognition = recognition(self.concepts, config.recognizer)  # checked before loading
         self._passes: dict[str, ConceptPass] = {}  # in memory after the first read or computation
@@ -125,7 +125,7 @@ class Session:
     @cached_property
     def runner(self) -> Runner:
         c = self.config
-        return make_runner(self.musicgen, c.generation, c.backend, c.resolved_text_padding, c.engine, c.compile_mode)
+        return self.backend.runner(self.musicgen, c.generation, c.resolved_text_padding, c.engine, c.compile_mode)
 
     @cached_property
     def classifier(self):

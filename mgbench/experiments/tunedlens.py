@@ -11,10 +11,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..errors import ConfigError
 from ..lens.training import LensTraining, fit_lens, record_states
 from ..lens.translators import TunedLens
-from ..model.backends import make_runner
 from .decoderlens import run_decoderlens
 from .session import Session
 
@@ -26,10 +24,8 @@ _FITTED: "weakref.WeakKeyDictionary[Session, dict[LensTraining, tuple[TunedLens,
 
 
 def check_backend(session: Session) -> None:
-    """The lens' hooks sit on transformers' decoder layers: a one-line error on another backend."""
-    if session.config.backend != "transformers":
-        raise ConfigError(f"tunedlens runs on the transformers backend, not {session.config.backend}; "
-                          "drop --backend or the tunedlens experiment")
+    """The lens' hooks sit on the loaded model's decoder layers: a one-line error on a backend that runs others."""
+    session.backend.require("decoder layers", "the tunedlens experiment", "tunedlens from --experiments")
 
 
 def training_prompts(session: Session, training: LensTraining = TRAINING) -> list[str]:
@@ -53,7 +49,7 @@ def _load_or_fit(session: Session, training: LensTraining) -> tuple[TunedLens, p
     cached = session.store.load_tensors("tuned-lens", meta)
     if cached is None:
         c = session.config  # uncompiled: a compiled step would skip the recording hooks
-        runner = make_runner(session.musicgen, c.generation, c.backend, c.resolved_text_padding, c.engine, None)
+        runner = session.backend.runner(session.musicgen, c.generation, c.resolved_text_padding, c.engine, None)
         states = record_states(runner, training_prompts(session, training), session.batch_size,
                                training.frames_per_clip)
         lens, fit = fit_lens(session.musicgen, states, training)

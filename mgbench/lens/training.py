@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 import torch
 
-from ..model.hooks import installed, output_tensor
-from ..model.loading import LoadedMusicgen
-from ..model.runner import MusicgenRunner
+from ..engine.hooks import installed, output_tensor
+from ..engine.runner import MusicgenRunner
 from ..progress import progress
+from ..zoo.loading import LoadedMusicgen
 from .translators import TunedLens
 
 

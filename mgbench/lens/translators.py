@@ -9,8 +9,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from ..engine.hooks import output_tensor
 from ..errors import ConfigError
-from ..model.hooks import output_tensor
 
 
 class TunedLens(torch.nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..model.sites import Site
+from ..engine.sites import Site
 from ..suite.ground_truth import INTERVENTION_CHECKS, first_layer_above_chance, recognition, roles, run_check
 from .results import Results
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..concepts.concept_set import ConceptSet, pair_type
+from ..engine.sites import PAPER_COMPONENTS, all_sites
 from ..experiments.interventions import TECHNIQUES
-from ..model.architectures import NUM_LAYERS, REAL_SIZES
-from ..model.sites import PAPER_COMPONENTS, all_sites
 from ..stats.intervals import with_intervals
+from ..zoo.architectures import NUM_LAYERS, REAL_SIZES
 from .claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS
 from .ground_truth import INTERVENTION_CHECKS, planted_truth
 

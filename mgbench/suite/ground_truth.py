@@ -21,9 +21,9 @@ import pandas as pd
 from scipy.stats import binomtest, fisher_exact
 from sklearn.metrics import roc_auc_score
 
+from ..engine.sites import Site
 from ..errors import ConfigError
-from ..model.loading import planted_truth as model_planted_truth
-from ..model.sites import Site
+from ..zoo.loading import planted_truth as model_planted_truth
 
 SILENT = 1e-6  # |effect| below this is "no change" (bit-identical clips give exactly 0)
 MIN_AUROC = 0.9

@@ -20,9 +20,9 @@ import torch
 
 from ..classify.passt import save_passt
 from ..concepts.concept_set import load_concepts
-from ..model.tiny import build_tiny_tokenizer
 from ..paths import atomic_write_bytes, build_folder_once
 from ..quiet import quiet_transformers
+from ..zoo.tiny import build_tiny_tokenizer
 from .checks import classifier_accuracy, planted_truth, prompt_following
 from .classifier import TOY_PASST, train_classifier
 from .codec import train_codec

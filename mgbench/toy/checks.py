@@ -15,9 +15,9 @@ import torch
 from ..classify.passt import load_passt_folder
 from ..concepts.concept_set import load_concepts
 from ..concepts.recognition import recognition
-from ..model.loading import load_musicgen
-from ..model.runner import GenerationSettings, MusicgenRunner
-from ..model.sites import PAPER_COMPONENTS, all_sites
+from ..engine.runner import GenerationSettings, MusicgenRunner
+from ..engine.sites import PAPER_COMPONENTS, all_sites
+from ..zoo.loading import load_musicgen
 from .classifier import CATEGORIES, concept_accuracy, render
 from .codec import random_fills
 from .world import SAMPLE_RATE, ToyWorld

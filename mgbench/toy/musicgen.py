@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from ..concepts.concept_set import ConceptSet
-from ..model.architectures import SHAPES
 from ..progress import progress
+from ..zoo.architectures import SHAPES
 from .codec import CODEC, random_fills
 from .world import ToyWorld
 

@@ -22,7 +22,9 @@ import torch
 
 from ..errors import SiteError, unknown
 
-COMPONENT_MODULES = {"self_attn": "self_attn", "cross_attn": "encoder_attn", "mlp": "fc2", "resid": ""}
+#: the transformers backend's sites: the module of a ``MusicgenDecoderLayer`` whose output is each component's
+TRANSFORMERS_SITES = {"self_attn": "self_attn", "cross_attn": "encoder_attn", "mlp": "fc2", "resid": ""}
+COMPONENTS = tuple(TRANSFORMERS_SITES)  # every component a site may have
 #: The components the paper intervenes on.
 PAPER_COMPONENTS = ("self_attn", "cross_attn", "mlp")
 _SITE_RE = re.compile(r"^L(\d+)\.(\w+)$")
@@ -30,7 +32,7 @@ _SITE_RE = re.compile(r"^L(\d+)\.(\w+)$")
 
 @dataclass(frozen=True, order=True)
 class Site:
-    """One place in the decoder: ``layer`` is 0-based, ``component`` a key of ``COMPONENT_MODULES``."""
+    """One place in the decoder: ``layer`` is 0-based, ``component`` one of ``COMPONENTS``."""
 
     layer: int
     component: str
@@ -44,13 +46,13 @@ class Site:
         match = _SITE_RE.match(text.strip())
         if not match:
             raise SiteError(f"cannot read site {text!r}; write it as L<layer>.<component>, e.g. L12.mlp "
-                            f"(components: {', '.join(COMPONENT_MODULES)})")
+                            f"(components: {', '.join(COMPONENTS)})")
         return cls(int(match.group(1)), match.group(2))
 
     def validate(self, num_layers: int) -> "Site":
         """Check the site against a decoder of ``num_layers`` layers; return it."""
-        if self.component not in COMPONENT_MODULES:
-            raise unknown("site component", self.component, list(COMPONENT_MODULES))
+        if self.component not in COMPONENTS:
+            raise unknown("site component", self.component, list(COMPONENTS))
         if not 0 <= self.layer < num_layers:
             raise SiteError(f"site {self}: layer {self.layer} is out of range; this model has layers "
                             f"0..{num_layers - 1}")
@@ -65,9 +67,9 @@ def all_sites(num_layers: int, components: "tuple[str, ...] | list[str]" = PAPER
 
 
 def site_module(decoder_layers: torch.nn.ModuleList, site: Site,
-                components: "dict[str, str]" = COMPONENT_MODULES) -> torch.nn.Module:
+                components: "dict[str, str]" = TRANSFORMERS_SITES) -> torch.nn.Module:
     """The module whose forward output is ``site``'s output; ``components`` names each component's module inside
-    a layer (another library's layers have other names: ``audiocraft_lm.AUDIOCRAFT_COMPONENT_MODULES``)."""
+    a layer (another library's layers have other names: each backend's ``sites``)."""
     site.validate(len(decoder_layers))
     layer = decoder_layers[site.layer]
     path = components[site.component]

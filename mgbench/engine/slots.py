@@ -20,8 +20,9 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from .hooks import RowEdit, edit_rows, has_windows, output_tensor, persistent
-from .sites import COMPONENT_MODULES, all_sites, site_module
+from ..zoo.loading import persistent
+from .hooks import RowEdit, edit_rows, has_windows, output_tensor
+from .sites import TRANSFORMERS_SITES, all_sites, site_module
 
 #: the layers' attribute that holds their slots
 SLOTS_ATTRIBUTE = "_mgbench_edit_slots"
@@ -30,7 +31,7 @@ SLOTS_ATTRIBUTE = "_mgbench_edit_slots"
 class EditSlots:
     """One permanent, tensor-driven edit hook per site of ``layers`` (every component of ``components``)."""
 
-    def __init__(self, layers: torch.nn.ModuleList, components: "dict[str, str]" = COMPONENT_MODULES):
+    def __init__(self, layers: torch.nn.ModuleList, components: "dict[str, str]" = TRANSFORMERS_SITES):
         self.sites = all_sites(len(layers), tuple(components))
         self.modules = [site_module(layers, site, components) for site in self.sites]
         self.index = {site: i for i, site in enumerate(self.sites)}

@@ -10,11 +10,11 @@ from typing import Protocol
 import torch
 
 from ..errors import unknown
+from ..zoo.loading import LoadedMusicgen
 from .decode import decode_audio, decode_codes, greedy
 from .hooks import Capture, FrameClock, RowEdit, cut_decoder, edit_hooks, has_windows, installed
-from .loading import LoadedMusicgen
 from .sampling import CommonNoiseSampler, SamplerLastList, prompt_key
-from .sites import COMPONENT_MODULES
+from .sites import TRANSFORMERS_SITES
 from .slots import EditSlots
 
 #: ``own``: mgbench's decode loop (``decode.py``, one decoder forward per frame); ``generate``: transformers'.
@@ -83,7 +83,7 @@ class RunnerBase:
         return prompts if noise_keys is None else noise_keys
 
     def site_hooks(self, layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None] | None",
-                   capture: "Capture | None", components: "dict[str, str]" = COMPONENT_MODULES,
+                   capture: "Capture | None", components: "dict[str, str]" = TRANSFORMERS_SITES,
                    clock: "FrameClock | None" = None) -> list:
         """Forward hooks for ``edits`` and ``capture`` on ``layers`` (sites located by ``components``); ``clock``
         counts frames for edits limited to frames."""

@@ -16,13 +16,11 @@ from audiocraft.modules.codebooks_patterns import DelayedPatternProvider
 from audiocraft.modules.conditioners import ConditionFuser, ConditioningProvider, T5Conditioner, TextConditioner
 from audiocraft.utils.autocast import TorchAutocast
 
-from .audiocraft_keys import transformers_to_audiocraft
-from .loading import LoadedMusicgen
-from .sites import Site, site_module
+from ...engine.sites import Site, site_module
+from ...zoo.loading import LoadedMusicgen
+from .keys import transformers_to_audiocraft
+from .sites import AUDIOCRAFT_SITES
 
-#: the module of an audiocraft ``StreamingTransformerLayer`` whose output is a site's output (``sites.py``)
-AUDIOCRAFT_COMPONENT_MODULES = {"self_attn": "self_attn.out_proj", "cross_attn": "cross_attention.out_proj",
-                                "mlp": "linear2", "resid": ""}
 TEXT_CONDITION = "description"  # the attribute MusicGen's text prompt travels in
 
 
@@ -69,4 +67,4 @@ def audiocraft_lm(loaded: LoadedMusicgen, cfg_coef: float = 3.0) -> LMModel:
 
 def audiocraft_site_module(lm: LMModel, site: Site) -> torch.nn.Module:
     """The module of ``lm`` whose forward output is ``site``'s output: the paper's hook points."""
-    return site_module(lm.transformer.layers, site, AUDIOCRAFT_COMPONENT_MODULES)
+    return site_module(lm.transformer.layers, site, AUDIOCRAFT_SITES)

@@ -4,7 +4,7 @@
 model is audiocraft's: its ``LMModel.generate`` (delay pattern, text conditioning with zeroed padding, classifier-free
 guidance with ``cfg_coef``, greedy choice). mgbench adds, through forward hooks only:
 
-- edits and captures at the paper's hook points (``AUDIOCRAFT_COMPONENT_MODULES``), with mgbench's own hooks;
+- edits and captures at the paper's hook points (``AUDIOCRAFT_SITES``), with mgbench's own hooks;
   audiocraft runs each frame once, so a capture needs no restart;
 - DecoderLens's cut (the first layers of ``lm.transformer``, then audiocraft's output norm and heads);
 - mgbench's common-random-number sampler: a hook on the LM's logits guides them (audiocraft's formula), draws each
@@ -23,12 +23,13 @@ import torch
 from audiocraft.models.lm import LMModel
 from audiocraft.modules.conditioners import ConditioningAttributes
 
-from .architectures import HUB_NAMES
-from .audiocraft_lm import AUDIOCRAFT_COMPONENT_MODULES, TEXT_CONDITION, audiocraft_lm
-from .hooks import Capture, RowEdit, cut_decoder, installed
-from .loading import LoadedMusicgen
-from .runner import GenerationSettings, RunnerBase
-from .sampling import CommonNoiseSampler
+from ...engine.hooks import Capture, RowEdit, cut_decoder, installed
+from ...engine.runner import GenerationSettings, RunnerBase
+from ...engine.sampling import CommonNoiseSampler
+from ...zoo.architectures import HUB_NAMES
+from ...zoo.loading import LoadedMusicgen
+from .lm import TEXT_CONDITION, audiocraft_lm
+from .sites import AUDIOCRAFT_SITES
 
 
 def load_audiocraft_lm(loaded: LoadedMusicgen, guidance_scale: float) -> LMModel:
@@ -87,7 +88,7 @@ class AudiocraftRunner(RunnerBase):
         ``MusicgenRunner.generate``)."""
         s = self.settings
         keys = self.noise_keys(prompts, edits, noise_keys)
-        hooks = self.site_hooks(self.lm.transformer.layers, edits, capture, AUDIOCRAFT_COMPONENT_MODULES)
+        hooks = self.site_hooks(self.lm.transformer.layers, edits, capture, AUDIOCRAFT_SITES)
         sampler = self.sampler(keys)
         if sampler is not None:
             hooks.append((self.lm, _sampling_hook(sampler, len(prompts), s.guidance_scale)))

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pandas as pd
 import torch
 
-from .architectures import ModelFacts
-from .loading import LoadedMusicgen
+from ..zoo.architectures import ModelFacts
+from ..zoo.loading import LoadedMusicgen
 
 CPU_CAP, CUDA_CAP = 256, 2048
 

@@ -20,7 +20,7 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCa
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.musicgen.modeling_musicgen import MusicgenSinusoidalPositionalEmbedding
 
-from .hooks import PERSISTENT_HOOK
+from ..zoo.loading import PERSISTENT_HOOK
 from .slots import EditSlots
 
 #: picks one token per row from guided float32 scores ``(rows, vocab)``; ``step`` counts the codes so far

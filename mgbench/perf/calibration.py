@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .architectures import ModelFacts
+from ..zoo.architectures import ModelFacts
 from .cost import flops_per_clip, flops_per_step
 from .profile import sync
 

@@ -23,20 +23,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .sites import COMPONENT_MODULES, Site, site_module
+from .sites import TRANSFORMERS_SITES, Site, site_module
 
 REPLACE, ADD = "replace", "add"
-#: marks a hook installed when a model is set up, before anything compiles, and kept for the model's life
-#: (edit slots, the dtype cast of the text states): the only hooks a compiled decoder may carry
-PERSISTENT_HOOK = "_mgbench_persistent_hook"
-
-
-def persistent(hook):
-    """Mark ``hook`` as ``PERSISTENT_HOOK``; return it."""
-    setattr(hook, PERSISTENT_HOOK, True)
-    return hook
-
-
 @dataclass(frozen=True)
 class RowEdit:
     """An intervention on one prompt's rows: at ``site``, set the output to ``cond`` (``replace``) or add it (``add``).
@@ -156,7 +145,7 @@ def has_windows(edits: "Sequence[RowEdit | None] | None") -> bool:
 
 
 def edit_hooks(layers: torch.nn.ModuleList, edits: "Sequence[RowEdit | None]", guided: bool = True,
-               components: "dict[str, str]" = COMPONENT_MODULES, clock: "FrameClock | None" = None) -> list:
+               components: "dict[str, str]" = TRANSFORMERS_SITES, clock: "FrameClock | None" = None) -> list:
     """Hooks that apply ``edits[b]`` to prompt ``b`` (``edit_rows``), one per edited site.
 
     ``components`` locates the sites in ``layers`` (``site_module``). The rows and vectors are put on
@@ -196,7 +185,7 @@ class Capture:
 
         return decoder, hook
 
-    def hooks(self, layers: torch.nn.ModuleList, components: "dict[str, str]" = COMPONENT_MODULES) -> list:
+    def hooks(self, layers: torch.nn.ModuleList, components: "dict[str, str]" = TRANSFORMERS_SITES) -> list:
         """Forward hooks that add each captured site's output (summed over the positions of the call) per row;
         ``components`` locates the sites in ``layers`` (``site_module``)."""
         def make(site: Site):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .architectures import DecoderShape
+from ..zoo.architectures import DecoderShape
 
 #: Dense peak (FLOP/s, 16-bit tensor cores) and memory bandwidth (bytes/s) from the vendors' data sheets.
 GPU_PEAKS = {"H200": (989e12, 4.8e12), "H100": (989e12, 3.35e12), "A100": (312e12, 2.0e12), "L40S": (362e12, 0.864e12)}

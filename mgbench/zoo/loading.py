@@ -15,7 +15,6 @@ from ..errors import MissingWeightsError, unknown
 from ..paths import content_identity, random_folder, toy_folder
 from ..quiet import quiet_transformers
 from .architectures import HUB_NAMES, ModelFacts
-from .hooks import persistent
 from .random_sizes import RANDOM_SIZES, published_config, random_musicgen_folder
 from .tiny import tiny_musicgen_folder
 
@@ -24,6 +23,15 @@ OFFLINE_MODELS = ("toy", "tiny", *RANDOM_SIZES)  # shipped or built here: always
 #: models with random weights: they exercise the machinery (and its speed); their numbers are meaningless
 RANDOM_MODELS = ("tiny", *RANDOM_SIZES)
 HUB_ID = r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*"  # owner/name, as the Hugging Face hub spells repo ids
+#: marks a hook installed when a model is set up, before anything compiles, and kept for the model's life
+#: (edit slots, the dtype cast of the text states): the only hooks a compiled decoder may carry
+PERSISTENT_HOOK = "_mgbench_persistent_hook"
+
+
+def persistent(hook):
+    """Mark ``hook`` as ``PERSISTENT_HOOK``; return it."""
+    setattr(hook, PERSISTENT_HOOK, True)
+    return hook
 
 
 @dataclass

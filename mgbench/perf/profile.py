@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .decode import decode_audio, encode_text, guide, new_cache, presized_positions
-from .hooks import REPLACE, RowEdit, edit_hooks, installed
-from .loading import LoadedMusicgen
-from .runner import MusicgenRunner
-from .sites import PAPER_COMPONENTS, all_sites
+from ..engine.decode import decode_audio, encode_text, guide, new_cache, presized_positions
+from ..engine.hooks import REPLACE, RowEdit, edit_hooks, installed
+from ..engine.runner import MusicgenRunner
+from ..engine.sites import PAPER_COMPONENTS, all_sites
+from ..zoo.loading import LoadedMusicgen
 
 
 def sync(device: torch.device) -> None:
