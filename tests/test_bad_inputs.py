@@ -100,7 +100,8 @@ CASES = [
     case("device-cuda-without-gpu", [*RUN, "--device", "cuda"], "'cuda': torch sees no CUDA device here; use cpu",
          marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")),
     case("compile-generate-engine", [*RUN, "--engine", "generate", "--compile", "default"],
-         "--compile default compiles mgbench's own decode loop: use it with --engine own (the default), or --compile off"),
+         "--compile default compiles mgbench's own decode loop: use it with --engine own (the default), or --compile "
+         "off"),
     case("compile-audiocraft", [*RUN, "--backend", "audiocraft", "--compile", "reduce-overhead"],
          "--compile reduce-overhead needs a compiled decoder step (--compile), which the audiocraft backend does not "
          "offer: drop --backend audiocraft or --compile", marks=pytest.mark.extra("audiocraft")),
