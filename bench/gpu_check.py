@@ -31,7 +31,8 @@ import torch
 from mgbench.classify.loading import load_classifier
 from mgbench.concepts.concept_set import load_concepts
 from mgbench.engine.runner import GenerationSettings, MusicgenRunner
-from mgbench.experiments.pipeline import Selection, run_selection
+from mgbench.experiments.pipeline import run_selection
+from mgbench.experiments.selection import Selection
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.perf.cost import gpu_kind, hardware_limit
 from mgbench.perf.profile import spread_edits, step_split, sync

@@ -39,5 +39,5 @@ def test_claim(case, bench):
 def test_ground_truth(case, bench):
     """The toy world's planted mechanism, recovered: silent no-path sites, the entry site first, lens at chance
     before the entry (suite/ground_truth.py)."""
-    result = bench.ground_truth(case)
+    result = bench.verdict(case)
     assert result.holds, f"{case.id}: the planted truth is not recovered: {result.detail}"

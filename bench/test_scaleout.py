@@ -10,7 +10,7 @@ import time
 import pytest
 
 from mgbench.engine.runner import GenerationSettings
-from mgbench.experiments.pipeline import Selection
+from mgbench.experiments.selection import Selection
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.experiments.workers import run_workers
 

@@ -66,6 +66,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write_with(path, lambda tmp: tmp.write_bytes(data))
 
 
+def write_wav(path: Path, audio, sample_rate: int) -> None:
+    """Write mono audio in [-1, 1] (a tensor or array) as 16-bit PCM WAV, atomically."""
+    import numpy as np
+    import torch
+    from scipy.io import wavfile
+
+    pcm = (np.clip(torch.as_tensor(audio).float().numpy(), -1.0, 1.0) * 32767).astype(np.int16)
+    atomic_write_with(Path(path), lambda tmp: wavfile.write(tmp, sample_rate, pcm))
+
+
 def file_digest(path: "str | Path") -> str:
     """The sha256 of a file's bytes, computed once and remembered (under ``mgbench_home()/digests``, by the
     file's resolved path, size, modification time and inode, so an edited file is hashed again)."""

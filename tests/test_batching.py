@@ -3,8 +3,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mgbench.engine.batching import OomBackoff, auto_batch_size, loaded_batch_size, row_bytes
+from mgbench.engine.batching import auto_batch_size, loaded_batch_size, row_bytes
 from mgbench.errors import ConfigError
+from mgbench.experiments.resume import OomBackoff
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.perf.cost import bytes_per_clip, flops_per_clip, gpu_kind, hardware_limit, steps
 from mgbench.zoo.architectures import SHAPES

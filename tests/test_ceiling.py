@@ -8,7 +8,8 @@ from mgbench.engine.runner import GenerationSettings
 from mgbench.errors import ConfigError, UnknownNameError
 from mgbench.experiments.ceiling import ceiling_grid, run_ceiling
 from mgbench.experiments.metrics import intervention_effect, precision
-from mgbench.experiments.pipeline import Selection, run_selection, summarize
+from mgbench.experiments.pipeline import run_selection, summarize
+from mgbench.experiments.selection import Selection
 from mgbench.experiments.session import RunConfig, Session
 
 

@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from mgbench.suite.claims import (
+from mgbench.experiments.claims import (
     MODEL_CLAIMS,
     instrument_beats_genre,
     large_replace_best_precision,

@@ -1,5 +1,6 @@
 """Claims as tests over prompts: effect size, interval and p by hand; holds, fails, inconclusive."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -7,10 +8,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mgbench.pytest_plugin import CaseChecker
-from mgbench.report.render import _claims
-from mgbench.suite.cases import Case
-from mgbench.suite.claims import Verdict, instrument_beats_genre, last_layer_best
+from mgbench.concepts.concept_set import load_concepts
+from mgbench.experiments.claims import instrument_beats_genre, last_layer_best
+from mgbench.experiments.experiment import Case, Verdict
+from mgbench.pytest_plugin.fixtures import CaseChecker
+from mgbench.report.results import Results
+from mgbench.report.sections import claims
 
 FIRST = np.array([0.2, 0.4, 0.1, 0.3, 0.5, 0.2])  # per prompt, MLP effect at layer 0
 
@@ -99,12 +102,13 @@ def test_an_inconclusive_claim_is_skipped_by_the_bench_and_shown_in_the_report()
     records, properties = [], []
     checker = SimpleNamespace(_skip_if_unavailable=lambda case: None,
                               state=SimpleNamespace(size_tables=lambda size: {"interventions": table},
-                                                    records=records),
+                                                    records=records, metrics={}, concepts=load_concepts(),
+                                                    unavailable=lambda size: None),
                               request=SimpleNamespace(node=SimpleNamespace(user_properties=properties)))
-    case = Case("claim", "small", claim="last-layer-best")
+    case = Case("claim", "small", claim="last-layer-best", parts=("last-layer-best",))
     with pytest.raises(pytest.skip.Exception, match="small-last-layer-best: inconclusive: replace: first"):
         CaseChecker.verdict(checker, case)
     assert ("verdict", "inconclusive") in properties and np.isnan(records[0]["value"])
-    rows = _claims(table)[1][1]
+    rows = claims(Results(Path("."), tables={"interventions": table}), [])[1][1]
     assert rows.loc["last-layer-best", "verdict"] == "inconclusive"
     assert Verdict(None, "x").label == "cannot judge" and Verdict(None, "x", inconclusive=True).label == "inconclusive"

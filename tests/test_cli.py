@@ -66,7 +66,7 @@ def test_layers_out_of_range_stay_an_error(tmp_path, monkeypatch, capsys):
 
 
 def test_parse_layers():
-    from mgbench.experiments.pipeline import parse_layers
+    from mgbench.experiments.selection import parse_layers
 
     assert parse_layers("all") is None and parse_layers("0, 3,10-12,3") == (0, 3, 10, 11, 12)
     for text, message in (("3-1", "runs backwards"), ("1,,2", "cannot read layers"), ("-1", "cannot read layers")):

@@ -6,11 +6,13 @@ from mgbench.engine.hooks import ADD, REPLACE, RowEdit
 from mgbench.engine.runner import GenerationSettings
 from mgbench.engine.sites import Site
 from mgbench.errors import ConfigError, SiteError, UnknownNameError
-from mgbench.experiments.decoderlens import decoderlens_grid, run_decoderlens, run_similarity
+from mgbench.experiments.decoderlens import decoderlens_grid, run_decoderlens
 from mgbench.experiments.interventions import intervention_grid, make_edit, run_interventions
 from mgbench.experiments.metrics import intervention_effect, ndcg, precision, self_similarity
-from mgbench.experiments.pipeline import Selection, parse_layers, run_selection
+from mgbench.experiments.pipeline import run_selection
+from mgbench.experiments.selection import Selection, parse_layers
 from mgbench.experiments.session import RunConfig, Session
+from mgbench.experiments.similarity import run_similarity
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from scipy.stats import binomtest, mannwhitneyu
 
 from mgbench.engine import hooks, runner
 from mgbench.engine.runner import GenerationSettings
-from mgbench.experiments.pipeline import Selection, run_info, run_selection, summarize, write_tables
+from mgbench.experiments.pipeline import run_info, run_selection, summarize, write_tables
+from mgbench.experiments.selection import Selection
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.report.render import build_report
 from mgbench.suite.ground_truth import lens_check, no_path_silent, planted_truth, run_check, sites_separate

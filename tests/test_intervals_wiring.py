@@ -15,10 +15,11 @@ from matplotlib.collections import PolyCollection
 from matplotlib.container import ErrorbarContainer
 from scipy import stats
 
+from mgbench.experiments.experiment import Case
 from mgbench.experiments.pipeline import summarize
 from mgbench.report import figures
 from mgbench.report.results import AGGREGATE_COLUMNS, Results, aggregates
-from mgbench.suite.cases import Case, case_metrics, split_intervals
+from mgbench.suite.cases import case_metrics, split_intervals
 from mgbench.suite.expectations import Expectations
 
 CONCEPTS = {"guitar": "instrument", "piano": "instrument", "jazz": "genre", "edm": "genre"}
@@ -176,8 +177,8 @@ def test_golden_values_never_hold_interval_bounds(tmp_path):
     path = expectations.update_golden({"tiny-guitar-L0": {"ndcg": 0.3, "ndcg_lo": 0.2, "ndcg_hi": 0.4}},
                                       {"prompts": 2})
     assert json.loads(path.read_text())["values"] == {"tiny-guitar-L0": {"ndcg": 0.3}}
-    assert [r.metric for r in Expectations(tmp_path).golden_ranges(Case("decoderlens", "tiny", "guitar", layer=0))
-            ] == ["ndcg"]
+    case = Case("decoderlens", "tiny", "guitar", layer=0, parts=("guitar", "L0"))
+    assert [r.metric for r in Expectations(tmp_path).golden_ranges(case)] == ["ndcg"]
 
 
 def test_bench_csv_records_the_measured_interval_beside_the_expected_range(tmp_path):
@@ -225,7 +226,7 @@ def test_decoderlens_figure_draws_each_curves_interval_as_a_band(drawn):
     dl = decoderlens_table()
     rules = [{"experiment": "decoderlens", "size": "small", "concept": "guitar", "layers": "0-1",
               "metric": "ndcg", "reading": [0.2, 0.3], "source": "Figure 2", "tolerance": 0.15}]
-    table = figures.decoderlens_figure(dl, "small", rules, Path("unused.png"))
+    table = figures.lens_figure(dl, "small", rules, Path("unused.png"))
     assert list(table.columns) == ["ndcg", "ndcg_lo", "ndcg_hi", "n"]
     (fig,) = drawn
     instruments = fig.axes[0]

@@ -8,13 +8,13 @@ from types import SimpleNamespace
 import pytest
 
 from mgbench.errors import ConfigError
-from mgbench.pytest_plugin import CaseChecker
-from mgbench.suite.cases import Case
+from mgbench.experiments.experiment import Case
+from mgbench.pytest_plugin.fixtures import CaseChecker
 from mgbench.suite.expectations import Expectations, default_expectations_dir
 
 RULE = {"experiment": "decoderlens", "size": "small", "concept": "guitar", "layers": "0-3", "metric": "ndcg",
         "reading": [0.25, 0.35], "reading_error": 0.05, "tolerance": 0.15, "source": "Figure 2"}
-CASE = Case("decoderlens", "small", concept="guitar", layer=2)
+CASE = Case("decoderlens", "small", concept="guitar", layer=2, parts=("guitar", "L2"))
 NAN = (math.nan, math.nan)
 
 

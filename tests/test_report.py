@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
+from mgbench.experiments.listening import pick_examples
 from mgbench.experiments.pipeline import write_tables
 from mgbench.report.diff import diff_results
-from mgbench.report.listening import pick_examples
 from mgbench.report.render import build_report
 from mgbench.report.results import load_results
 from mgbench.stats.intervals import FEW_PROMPTS
@@ -189,9 +189,9 @@ def test_layer_axes_have_whole_number_ticks(tmp_path, monkeypatch):
     monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig))
     results = load_results(make_results(tmp_path / "res", layers=4))
     dl, sim, iv = (results.table(n) for n in ("decoderlens", "similarity", "interventions"))
-    figures.decoderlens_figure(dl, "small", [], tmp_path / "a.png")
+    figures.lens_figure(dl, "small", [], tmp_path / "a.png")
     figures.profile_figure(iv, "small", [], tmp_path / "b.png")
-    figures.similarity_figure(sim, "small", tmp_path / "c.png")
+    figures.distance_figure(sim, "small", tmp_path / "c.png")
     axes = [(ax, axis) for fig in drawn for ax in fig.axes if ax.get_xlabel() == "layer"
             for axis in ([ax.xaxis, ax.yaxis] if ax.get_ylabel() == "layer" else [ax.xaxis])]
     assert len(axes) == 2 + 2 + 4  # two panels each; two heat maps with both axes

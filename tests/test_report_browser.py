@@ -17,7 +17,7 @@ import pytest
 import torch
 from test_report import EXPECTATIONS, make_results
 
-from mgbench.report.audio import write_wav
+from mgbench.paths import write_wav
 from mgbench.report.render import build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

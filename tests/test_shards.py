@@ -211,7 +211,7 @@ def test_workers_without_ray_is_one_line_saying_how_to_install_it(tmp_path, monk
 def test_plan_for_workers_counts_each_shards_missing_clips(home, tmp_path, monkeypatch, capsys):
     from mgbench.cli import main
     from mgbench.engine.runner import GenerationSettings
-    from mgbench.experiments.pipeline import Selection
+    from mgbench.experiments.selection import Selection
     from mgbench.experiments.session import RunConfig, Session
     from mgbench.experiments.shards import missing_work, run_shard
 

@@ -8,8 +8,10 @@ import torch
 from mgbench.engine.hooks import ADD, REPLACE, RowEdit, edit_hooks
 from mgbench.engine.sites import Site
 from mgbench.errors import ConfigError
-from mgbench.experiments.interventions import IDS, TECHNIQUES, intervention_grid, row_ids, store_table, sweep_label
-from mgbench.experiments.pipeline import parse_alphas, parse_frames
+from mgbench.experiments.interventions import IDS, intervention_grid, row_ids, store_table
+from mgbench.experiments.listening import sweep_label
+from mgbench.experiments.selection import parse_alphas, parse_frames
+from mgbench.experiments.techniques import TECHNIQUES
 from mgbench.report.steering import smallest_alpha
 
 SITES = [Site(2, "cross_attn"), Site(0, "mlp")]

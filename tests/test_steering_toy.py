@@ -15,7 +15,8 @@ import pytest
 from mgbench.engine.runner import GenerationSettings
 from mgbench.engine.sites import Site
 from mgbench.experiments.interventions import IDS, intervention_grid, run_interventions
-from mgbench.experiments.pipeline import Selection, run_info, run_selection, write_tables
+from mgbench.experiments.pipeline import run_info, run_selection, write_tables
+from mgbench.experiments.selection import Selection
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.experiments.shards import missing_work
 from mgbench.report.render import build_report

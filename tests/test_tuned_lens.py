@@ -9,7 +9,8 @@ from scipy.stats import entropy
 from mgbench.engine.hooks import cut_decoder, installed
 from mgbench.engine.runner import GenerationSettings, MusicgenRunner
 from mgbench.errors import ConfigError
-from mgbench.experiments.pipeline import Selection, run_selection
+from mgbench.experiments.pipeline import run_selection
+from mgbench.experiments.selection import Selection
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.experiments.tunedlens import tuned_lens, write_lens
 from mgbench.lens.training import LensTraining, fit_lens, kl_to_final, record_states

@@ -117,12 +117,12 @@ def add_run_args(p: argparse.ArgumentParser, device_type=device_arg) -> None:
     """Arguments of ``run`` (and of ``plan``, which takes the same; its device need not be here)."""
     from ..concepts.recognition import RECOGNIZERS
     from ..engine.sites import PAPER_COMPONENTS
-    from ..experiments.interventions import TECHNIQUES
-    from ..experiments.pipeline import EXPERIMENTS
+    from ..experiments.catalog import names
+    from ..experiments.techniques import TECHNIQUES
 
     add_generation_args(p, seconds=None, device_type=device_type)
-    p.add_argument("--experiments", help="comma list of " + ", ".join(EXPERIMENTS) + " (default: all that the backend "
-                   "runs; tunedlens needs --backend transformers)")
+    p.add_argument("--experiments", help="comma list of " + ", ".join(names()) + " (default: all that the backend "
+                   "runs)")
     p.add_argument("--concepts", default=None, help="comma list of concepts (default: all)")
     p.add_argument("--techniques", default=",".join(TECHNIQUES))
     p.add_argument("--components", default=",".join(PAPER_COMPONENTS))

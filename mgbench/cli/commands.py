@@ -56,8 +56,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Generate one clip per prompt and write WAV files."""
     from ..backends import make_runner
     from ..engine.runner import GenerationSettings
-    from ..experiments.pipeline import check_clip_length
-    from ..report.audio import write_wav
+    from ..experiments.selection import check_clip_length
+    from ..paths import write_wav
     from ..zoo.loading import load_musicgen
 
     loaded = load_musicgen(args.model, device=args.device, allow_download=args.download)
@@ -76,7 +76,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _run_setup(args: argparse.Namespace):
     """The session and selection that ``run`` and ``plan`` share."""
     from ..engine.runner import GenerationSettings
-    from ..experiments.pipeline import Selection, default_experiments, parse_alphas, parse_frames, parse_layers
+    from ..experiments.catalog import validate
+    from ..experiments.selection import Selection, parse_alphas, parse_frames, parse_layers
     from ..experiments.session import RunConfig, Session
 
     default_prompts, default_seconds = OFFLINE_RUNS.get(args.model, (100, 4.0))
@@ -90,19 +91,17 @@ def _run_setup(args: argparse.Namespace):
         text_padding=args.text_padding, engine=args.engine, compile_mode=COMPILE_MODES[args.compile])
     split = lambda text: tuple(x.strip() for x in text.split(",") if x.strip()) if text else None  # noqa: E731
     session = Session(config)
-    selection = Selection(experiments=split(args.experiments) or default_experiments(session.backend),
+    selection = Selection(experiments=split(args.experiments),
                           concepts=split(args.concepts),
                           techniques=split(args.techniques), components=split(args.components),
                           layers=parse_layers(args.layers), alphas=parse_alphas(args.alphas),
                           frames=parse_frames(args.frames))
-    return session, selection.validate(session)
+    return session, validate(session, selection)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the experiments and write tidy tables and a summary (resumes from the cache)."""
-    from dataclasses import asdict
-
-    from ..experiments.pipeline import run_info, run_selection, summarize, write_tables
+    from ..experiments.pipeline import run_selection, write_results
 
     if args.shard is not None and args.workers > 1:
         raise ConfigError("--shard and --workers exclude each other: give --shard I/N to run one shard here, or "
@@ -118,24 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from ..experiments.workers import run_workers
 
         run_workers(session, selection, args.workers)
-    tables = run_selection(session, selection)
     out = Path(args.out)
-    info = {**run_info(session), "selection": asdict(selection)}
-    written = write_tables(out, tables, info)
-    if "tunedlens" in tables:  # the translators, next to the rows they made
-        from ..experiments.tunedlens import write_lens
-
-        written.append(write_lens(session, out))
-    lines = [f"# mgbench run: {args.model}", ""] + [f"- {k}: {v}" for k, v in info.items() if k != "versions"]
-    for name, table in summarize(tables).items():
-        lines += ["", f"## {name}", "", table.round(4).reset_index().to_markdown(index=False)]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    written.append(out / "summary.md")
-    if "interventions" in tables and args.listen > 0:
-        from ..report.listening import write_examples
-
-        examples = write_examples(session, tables["interventions"], out, prompts=args.listen)
-        written += [out / p for p in [*examples.path, *sorted(set(examples.baseline_path))]]
+    written = write_results(session, selection, run_selection(session, selection), out, listen=args.listen)
     if not args.no_report:
         from ..report.render import build_report
 

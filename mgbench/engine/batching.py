@@ -1,11 +1,9 @@
-"""How many decoder rows go into one generate call: memory-based sizing and out-of-memory back-off."""
+"""How many decoder rows go into one generate call: sized from the model's facts and the device's free memory."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
-import pandas as pd
 import torch
 
 from ..zoo.architectures import ModelFacts
@@ -40,29 +38,3 @@ def loaded_batch_size(loaded: LoadedMusicgen, seconds: float) -> int:
     dtype_bytes = next(loaded.model.decoder.parameters()).element_size()
     return auto_batch_size(loaded.facts, seconds, loaded.device.type == "cuda", memory_budget(loaded.device),
                            dtype_bytes)
-
-
-def is_oom(error: BaseException) -> bool:
-    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(error).lower()
-
-
-class OomBackoff:
-    """Runs ``compute`` on a batch; on out-of-memory, halves the batch (and every later one) and retries."""
-
-    def __init__(self, compute: Callable[[pd.DataFrame], pd.DataFrame], store: Callable[[pd.DataFrame], None]):
-        self.compute, self.store = compute, store
-        self.limit: "int | None" = None
-
-    def __call__(self, batch: pd.DataFrame) -> None:
-        size = len(batch) if self.limit is None else min(self.limit, len(batch))
-        for start in range(0, len(batch), size):
-            piece = batch.iloc[start:start + size]
-            try:
-                self.store(self.compute(piece))
-            except (RuntimeError, MemoryError) as e:
-                if not is_oom(e) or len(piece) == 1:
-                    raise
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                self.limit = max(1, len(piece) // 2)
-                self(piece)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .interventions import against_baseline, fill_pair_table
+from .experiment import Aggregate, Experiment
+from .pairs import against_baseline, fill_pair_table, selected_pairs
 from .session import Session
 
+NAME = "ceiling"
 IDS = ["original", "desired", "prompt_id"]
+METRICS = ("effect", "effect_original", "effect_desired", "precision")
 
 
 def ceiling_grid(concepts: list[str], prompts: int, pairs: "list[tuple[str, str]] | None" = None) -> pd.DataFrame:
@@ -40,4 +43,12 @@ class CeilingRows:
 
 def run_ceiling(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
     """Compute (or read from the store) the rows of ``wanted`` (see ``ceiling_grid``)."""
-    return fill_pair_table(session, "ceiling", wanted, IDS, CeilingRows(session))
+    return fill_pair_table(session, NAME, wanted, IDS, CeilingRows(session))
+
+
+EXPERIMENT = Experiment(
+    name=NAME, ids=tuple(IDS), columns=("model", "original", "desired", "pair_type", "effect", "precision"),
+    grid=lambda session, selection: ceiling_grid([], session.config.prompts, selected_pairs(session, selection)),
+    rows=run_ceiling, pairs=True,
+    summary=(Aggregate(NAME, ("original", "desired"), METRICS),
+             Aggregate("ceiling_pair_type", ("pair_type",), METRICS, key=lambda t: "ceiling-" + t.pair_type)))

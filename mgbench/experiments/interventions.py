@@ -10,31 +10,32 @@ before).
 Two optional row ids, present only when asked for (``--alphas``, ``--frames``), add a dimension to the grid:
 ``alpha`` (the strength of additive techniques) and ``frames`` (the window ``t0-t1``). Their rows are stored in a
 table of their own (``store_table``), so rows without them keep their ids and store keys.
+
+Its bench cases: one pair, technique and site (``intervention``), a technique and site over all pairs
+(``profile``, Figures 4, 7, 8), MLP rows by pair type (``pair_type``, Figures 6, 9) and the paper's claims
+(``claim``, ``claims.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
 
-from ..concepts.concept_set import pair_type
-from ..engine.hooks import ADD, REPLACE, RowEdit
-from ..engine.sites import Site
-from .metrics import intervention_effect, precision
-from .resume import chunks, fill_table
+from ..concepts.concept_set import ConceptSet, pair_type
+from ..engine.hooks import RowEdit
+from ..engine.sites import Site, all_sites
+from ..zoo.architectures import REAL_SIZES
+from .claims import CROSS_SIZE_CLAIMS, MODEL_CLAIMS
+from .experiment import Aggregate, Case, CaseKind, Experiment, Tables, Verdict
+from .listening import write_examples
+from .pairs import against_baseline, fill_pair_table, selected_pairs
+from .selection import Selection
 from .session import Session
+from .summaries import over_prompts
+from .techniques import TECHNIQUES, UNSCALED
 
-#: technique -> f(original mean, desired mean, alpha) -> (edit mode, vector); add new techniques here. ``adjust``
-#: is the additive steer h + alpha * (desired - original); alpha 1 gives the paper's adjust bit for bit.
-TECHNIQUES: dict[str, Callable[[torch.Tensor, torch.Tensor, float], tuple[str, torch.Tensor]]] = {
-    "replace": lambda original, desired, alpha: (REPLACE, desired),
-    "adjust": lambda original, desired, alpha: (ADD, alpha * (desired - original)),
-}
-#: techniques without a strength (replace sets the output, whatever alpha): not swept, their rows carry alpha 1
-UNSCALED = ("replace",)
+NAME = "interventions"
 IDS = ["technique", "original", "desired", "layer", "component", "prompt_id"]
 #: optional row ids (``--alphas``, ``--frames``), placed before ``prompt_id`` in this order when present
 SWEEP_IDS = ("alpha", "frames")
@@ -53,12 +54,6 @@ def store_table(table: pd.DataFrame) -> str:
 def frames_text(frames: tuple[int, int]) -> str:
     """A window ``(t0, t1)`` as its row id, ``t0-t1``."""
     return f"{frames[0]}-{frames[1]}"
-
-
-def sweep_label(row) -> str:
-    """A row's sweep ids as a name suffix: ``""``, ``-a2``, ``-a0.5-f0-50`` (for file names and case ids)."""
-    alpha, frames = getattr(row, "alpha", None), getattr(row, "frames", None)
-    return (f"-a{alpha:g}" if alpha is not None else "") + (f"-f{frames}" if frames is not None else "")
 
 
 def make_edit(session: Session, technique: str, original: str, desired: str, site: Site, alpha: float = 1.0,
@@ -115,18 +110,6 @@ class InterventionRows:
         return batch.assign(**against_baseline(session, rows, after))
 
 
-def against_baseline(session: Session, rows: list, after: torch.Tensor) -> dict[str, "np.ndarray"]:
-    """Effect (eq. 1, with its original and desired parts) and precision of clips ``after`` (classifier logits, one
-    per row with ``original``, ``desired`` and ``prompt_id``) against the same prompts' baseline clips."""
-    concepts = session.concepts
-    before = torch.stack([session.concept_pass(concepts.get(r.original)).logits[r.prompt_id] for r in rows])
-    original = torch.tensor([session.recognition.odds_column(concepts.get(r.original)) for r in rows])
-    desired = torch.tensor([session.recognition.odds_column(concepts.get(r.desired)) for r in rows])
-    effect, eff_o, eff_d = intervention_effect(before, after, original, desired, session.config.odds)
-    return {"effect": effect.numpy(), "effect_original": eff_o.numpy(), "effect_desired": eff_d.numpy(),
-            "precision": precision(before, after).numpy()}
-
-
 def run_interventions(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
     """Compute (or read from the store) the rows of ``wanted`` (see ``intervention_grid``).
 
@@ -135,16 +118,113 @@ def run_interventions(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
     return fill_pair_table(session, store_table(wanted), wanted, row_ids(wanted), InterventionRows(session))
 
 
-def fill_pair_table(session: Session, name: str, wanted: pd.DataFrame, ids: list[str], compute) -> pd.DataFrame:
-    """``fill_table`` for a table of (original, desired) pairs, then its pair type (after ``desired``), model,
-    classifier and recognizer (last) columns."""
-    table = fill_table(session.store, name, wanted, ids, compute, lambda missing: chunks(missing, session.batch_size),
-                       name)
+def selection_grid(session: Session, selection: Selection) -> pd.DataFrame:
+    """The intervention rows a selection wants."""
+    sites = all_sites(session.facts.num_layers, selection.components,
+                      list(selection.layers) if selection.layers else None)
+    return intervention_grid([], list(selection.techniques), sites, session.config.prompts,
+                             selected_pairs(session, selection), selection.alphas, selection.frames)
+
+
+# -- bench cases -------------------------------------------------------------------------------------------------
+PAIR_TYPES = ("instrument->instrument", "genre->genre", "instrument->genre", "genre->instrument")
+EFFECTS = ("effect", "effect_original", "effect_desired")
+
+
+def _pairs(concepts: ConceptSet) -> list[tuple[str, str]]:
+    return [(o, d) for o in concepts.names for d in concepts.names if o != d]
+
+
+def _rows(table: pd.DataFrame, **match) -> pd.DataFrame:
     if table.empty:
         return table
-    concepts = session.concepts
-    table.insert(ids.index("desired") + 1, "pair_type", [pair_type(concepts.get(o), concepts.get(d))
-                                                         for o, d in zip(table["original"], table["desired"])])
-    table.insert(0, "classifier", session.config.classifier_name)
-    table.insert(0, "model", session.config.model)
-    return table.assign(recognizer=session.config.recognizer)
+    keep = pd.Series(True, index=table.index)
+    for column, value in match.items():
+        keep &= table[column] == value
+    return table[keep]
+
+
+def _intervention_cases(size: str, concepts: ConceptSet, layers: int) -> list[Case]:
+    return [Case("intervention", size, technique=t, original=o, desired=d, layer=s.layer, component=s.component,
+                 parts=(t, f"{o}-to-{d}", str(s)))
+            for t in TECHNIQUES for o, d in _pairs(concepts) for s in all_sites(layers)]
+
+
+def _profile_cases(size: str, concepts: ConceptSet, layers: int) -> list[Case]:
+    return [Case("profile", size, technique=t, layer=s.layer, component=s.component, parts=(t, str(s)))
+            for t in TECHNIQUES for s in all_sites(layers)]
+
+
+def _pair_type_cases(size: str, concepts: ConceptSet, layers: int) -> list[Case]:
+    return [Case("pair_type", size, technique=t, pair_type=p, parts=(t, p.replace("->", "-to-")))
+            for t in TECHNIQUES for p in PAIR_TYPES]
+
+
+def _claim_cases(size: str, concepts: ConceptSet, layers: int) -> list[Case]:
+    """The paper's claims are about the paper's models, not random tiny or toy ones."""
+    if size not in REAL_SIZES:
+        return []
+    claims = [*MODEL_CLAIMS, *(CROSS_SIZE_CLAIMS if size == REAL_SIZES[-1] else [])]
+    return [Case("claim", size, claim=c, parts=(c,)) for c in claims]
+
+
+def _wants(case: Case, concepts: ConceptSet) -> list[tuple[str, Selection]]:
+    if case.experiment == "intervention":
+        return [(case.size, Selection((NAME,), pairs=((case.original, case.desired),), techniques=(case.technique,),
+                                      components=(case.component,), layers=(case.layer,)))]
+    if case.experiment == "profile":
+        return [(case.size, Selection((NAME,), techniques=(case.technique,), components=(case.component,),
+                                      layers=(case.layer,)))]
+    if case.experiment == "pair_type":
+        pairs = tuple((o, d) for o, d in _pairs(concepts)
+                      if pair_type(concepts.get(o), concepts.get(d)) == case.pair_type)
+        return [(case.size, Selection((NAME,), pairs=pairs, techniques=(case.technique,), components=("mlp",)))]
+    sizes = REAL_SIZES if case.claim in CROSS_SIZE_CLAIMS else (case.size,)
+    return [(size, Selection((NAME,))) for size in sizes]
+
+
+def _metrics(case: Case, tables: dict[str, pd.DataFrame]) -> dict[str, float]:
+    table = tables.get(NAME, pd.DataFrame())
+    if case.experiment == "intervention":
+        rows = _rows(table, technique=case.technique, original=case.original, desired=case.desired,
+                     layer=case.layer, component=case.component)
+        return over_prompts(rows, [*EFFECTS, "precision"])
+    if case.experiment == "profile":
+        rows = _rows(table, technique=case.technique, layer=case.layer, component=case.component)
+        return over_prompts(rows, ["effect", "precision"])
+    return over_prompts(_rows(table, technique=case.technique, pair_type=case.pair_type, component="mlp"),
+                        list(EFFECTS))
+
+
+def _verdict(case: Case, tables: Tables) -> Verdict:
+    if case.claim in CROSS_SIZE_CLAIMS:
+        return CROSS_SIZE_CLAIMS[case.claim](pd.concat([tables(size)[NAME] for size in REAL_SIZES]))
+    return MODEL_CLAIMS[case.claim](tables(case.size)[NAME])
+
+
+def _outputs(session: Session, table: pd.DataFrame, out: Path, listen: int) -> tuple[dict[str, pd.DataFrame],
+                                                                                   list[Path]]:
+    """Listening examples: per pair the best and worst intervention among the first ``listen`` prompts."""
+    if listen <= 0 or table.empty:
+        return {}, []
+    examples = write_examples(session, table, InterventionRows(session).edit, out, prompts=listen)
+    return {}, [out / p for p in [*examples.path, *sorted(set(examples.baseline_path))]]
+
+
+def _mlp(table: pd.DataFrame) -> pd.Series:
+    return table.component == "mlp"
+
+
+EXPERIMENT = Experiment(
+    name=NAME, ids=tuple(IDS),
+    columns=("model", "technique", "original", "desired", "pair_type", "layer", "component", "prompt_id",
+             *EFFECTS, "precision"),
+    grid=selection_grid, rows=run_interventions, table=store_table, pairs=True, outputs=_outputs,
+    summary=(Aggregate("profile", ("technique", "component", "layer"), ("effect", "precision"), sweeps=SWEEP_IDS,
+                       key=lambda t: t.technique + "-L" + t.layer.astype(str) + "." + t.component),
+             Aggregate("pair_type", ("technique", "pair_type"), EFFECTS, where=_mlp, sweeps=SWEEP_IDS,
+                       key=lambda t: t.technique + "-" + t.pair_type)),
+    cases=(CaseKind("intervention", _intervention_cases, _wants, metrics=_metrics),
+           CaseKind("profile", _profile_cases, _wants, metrics=_metrics),
+           CaseKind("pair_type", _pair_type_cases, _wants, metrics=_metrics),
+           CaseKind("claim", _claim_cases, _wants, verdict=_verdict)))

@@ -5,6 +5,7 @@ its configuration) and before a GPU is at hand (then from a device profile, labe
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,10 +17,11 @@ from ..perf.calibration import calibrate
 from ..perf.cost import DEVICE_PROFILES, flops_per_clip, projected_rate
 from ..stats.power import resolvable_difference
 from ..zoo.architectures import NUM_LAYERS, SHAPES, DecoderShape
-from .interventions import IDS as IV_IDS
-from .pipeline import Selection
+from .catalog import EXPERIMENTS, validate
+from .selection import Selection
 from .session import DTYPES, Session
 from .shards import missing_work, pass_concepts
+from .store import ResultStore
 
 #: bytes per number of each dtype a run can use
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
@@ -78,7 +80,7 @@ def make_plan(session: Session, selection: Selection, workers: int = 1,
     """Count the clips the selection still needs (in all, and per shard of ``workers``; the cache is read when the
     model and classifier are on this machine) and how fast they run: calibrated on the device when it is here, else
     projected for each of ``profiles``. Loads, builds and downloads no model."""
-    selection.validate(session)
+    validate(session, selection)
     facts, c = session.facts, session.config
     store = session.local_store()
     per_worker = missing_work(session, selection, workers, store=store)
@@ -87,10 +89,8 @@ def make_plan(session: Session, selection: Selection, workers: int = 1,
               if store is None or not store.tensor_path(f"pass-{p}").exists()]
     n, layers, hidden = c.prompts, facts.num_layers, facts.shape.hidden
     tensor_bytes = len(passes) * 4 * hidden * (2 * 4 * layers + n * layers) + 4 * 527 * n * len(passes)
-    cached = store.read("interventions") if store is not None else pd.DataFrame()
-    sd = effect_sd(cached)
-    source = ("default, from the toy world" if math.isnan(sd)
-              else f"from this session's {len(cached):,d} cached interventions rows")
+    sd, rows = cached_effect_sd(store)
+    source = "default, from the toy world" if math.isnan(sd) else f"from this session's {rows:,d} cached rows"
     return Plan(generations, device_rates(session, profiles), tensor_bytes, ROW_BYTES * sum(generations.values()), n,
                 DEFAULT_EFFECT_SD if math.isnan(sd) else sd, source, [sum(w.values()) for w in per_worker],
                 "read" if store is not None else "not read (the model or classifier is not on this machine: every "
@@ -128,16 +128,28 @@ def device_rates(session: Session, profiles: "tuple[str, ...]") -> list[Rate]:
     return rates
 
 
-def effect_sd(rows: pd.DataFrame) -> float:
-    """The spread of per-prompt intervention effects: the pooled standard deviation over prompts within each
-    (technique, pair, site), i.e. the root of the mean within-group variance (rows of one prompt averaged
-    first). nan when no group has two prompts (no rows, or one prompt)."""
-    ids = [c for c in IV_IDS if c != "prompt_id"]
-    if rows.empty or any(c not in rows.columns for c in [*IV_IDS, "effect"]):
-        return math.nan
-    per_prompt = rows.groupby(IV_IDS, observed=True).effect.mean().reset_index()
-    variances = per_prompt.groupby(ids, observed=True).effect.var(ddof=1).dropna()
+def effect_variances(rows: pd.DataFrame, ids: Sequence[str]) -> pd.Series:
+    """The variance over prompts of the per-prompt effect within each group of ``ids`` (``prompt_id`` among them;
+    rows of one prompt averaged first), for the groups with two prompts or more."""
+    if rows.empty or any(c not in rows.columns for c in [*ids, "effect"]):
+        return pd.Series(dtype=float)
+    per_prompt = rows.groupby(list(ids), observed=True).effect.mean().reset_index()
+    return per_prompt.groupby([c for c in ids if c != "prompt_id"], observed=True).effect.var(ddof=1).dropna()
+
+
+def effect_sd(rows: pd.DataFrame, ids: Sequence[str]) -> float:
+    """The spread of per-prompt effects: the pooled standard deviation over prompts within each group of ``ids``
+    (an intervention's technique, pair and site), the root of the mean within-group variance. nan when no group has
+    two prompts (no rows, or one prompt)."""
+    variances = effect_variances(rows, ids)
     return float(np.sqrt(variances.mean())) if len(variances) else math.nan
+
+
+def cached_effect_sd(store: "ResultStore | None") -> tuple[float, int]:
+    """``effect_sd`` pooled over every stored table with an effect (interventions, the ceiling), and its rows."""
+    tables = [(e, store.read(e.name)) for e in EXPERIMENTS if e.stored and "effect" in e.columns] if store else []
+    variances = pd.concat([effect_variances(rows, e.ids) for e, rows in tables] or [pd.Series(dtype=float)])
+    return (float(np.sqrt(variances.mean())) if len(variances) else math.nan), sum(len(rows) for _, rows in tables)
 
 
 def paper_generations(size: str, prompts: int = 100, concepts: int = 10) -> int:

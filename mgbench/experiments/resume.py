@@ -1,14 +1,41 @@
-"""Compute only the rows of a table that are not stored yet, in batches, one stored shard per batch."""
+"""Compute only the rows of a table that are not stored yet, in batches, one stored shard per batch; a batch that
+runs out of memory is split (``OomBackoff``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pandas as pd
+import torch
 
-from ..engine.batching import OomBackoff
 from ..progress import progress
 from .store import ResultStore
+
+
+def is_oom(error: BaseException) -> bool:
+    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(error).lower()
+
+
+class OomBackoff:
+    """Runs ``compute`` on a batch; on out-of-memory, halves the batch (and every later one) and retries."""
+
+    def __init__(self, compute: Callable[[pd.DataFrame], pd.DataFrame], store: Callable[[pd.DataFrame], None]):
+        self.compute, self.store = compute, store
+        self.limit: "int | None" = None
+
+    def __call__(self, batch: pd.DataFrame) -> None:
+        size = len(batch) if self.limit is None else min(self.limit, len(batch))
+        for start in range(0, len(batch), size):
+            piece = batch.iloc[start:start + size]
+            try:
+                self.store(self.compute(piece))
+            except (RuntimeError, MemoryError) as e:
+                if not is_oom(e) or len(piece) == 1:
+                    raise
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                self.limit = max(1, len(piece) // 2)
+                self(piece)
 
 
 def missing_mask(store: ResultStore, table: str, wanted: pd.DataFrame, ids: list[str]) -> "pd.Series[bool]":

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from .. import __version__
@@ -173,6 +174,18 @@ class Session:
         if c.recognizer != "passt":  # PaSST's keys are those from before recognizers could be chosen
             key["recognizer"] = c.recognizer
         return key
+
+    def label(self, table: pd.DataFrame, category: bool = True) -> pd.DataFrame:
+        """``table`` with the model and classifier columns first, the recognizer last and (with ``category``, for a
+        table with a ``concept`` column) the concept's category after it: what makes tables of many runs
+        concatenable."""
+        out = table.copy()
+        if category and "concept" in out:
+            out.insert(out.columns.get_loc("concept") + 1, "category",
+                       [self.concepts.get(c).category for c in out["concept"]])
+        out.insert(0, "classifier", self.config.classifier_name)
+        out.insert(0, "model", self.config.model)
+        return out.assign(recognizer=self.config.recognizer)
 
     def prompts(self, concept: str) -> list[str]:
         return self.concepts.prompts(concept, self.config.prompts)

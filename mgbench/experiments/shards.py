@@ -1,6 +1,6 @@
 """Sharded runs: ``mgbench run --shard I/N`` computes a fixed 1/N of a selection's work into the shared store.
 
-The work of a selection is its wanted rows (one grid per stored table, ``pipeline.selection_grids``) and the
+The work of a selection is its wanted rows (one grid per stored experiment, ``pipeline.stored_grids``) and the
 concept passes they need (baseline clips and mean activations, one per concept). Shard ``I`` of ``N`` (1-based)
 owns the grid rows at positions ``I-1, I-1+N, I-1+2N, ...`` of every grid and the concepts at those positions
 of the selection's concept list. The assignment depends only on the selection, never on what is stored yet, so
@@ -30,8 +30,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ConfigError
-from .pipeline import ROW_TABLES, Selection, selected_concepts, selection_grids, stored_name
+from .catalog import selected, validate
+from .pipeline import stored_grids
 from .resume import missing_mask
+from .selection import Selection
 from .session import Session
 from .store import ResultStore
 
@@ -71,12 +73,12 @@ class Shard:
 
 
 def pass_concepts(session: Session, selection: Selection) -> list[str]:
-    """The concepts whose passes the selection needs: all of them, unless it runs only DecoderLens rows before the
-    last layer (the last layer's rows reuse the baseline clips)."""
-    last = session.facts.num_layers - 1
-    lenses_only = set(selection.experiments) <= {"decoderlens", "tunedlens"}
-    only_lens = lenses_only and selection.layers and last not in selection.layers
-    return [] if only_lens else selected_concepts(session, selection)
+    """The concepts whose passes the selection needs: all of them when any selected experiment needs them
+    (``Experiment.passes``; e.g. DecoderLens only for its last layer, whose rows reuse the baseline clips)."""
+    layers = session.facts.num_layers
+    if not any(e.passes(selection, layers) for e in selected(session, selection)):
+        return []
+    return [c.name for c in session.concepts.select(selection.concept_names(session.concepts.names))]
 
 
 def missing_work(session: Session, selection: Selection, shards: int = 1, clips: bool = True,
@@ -85,20 +87,20 @@ def missing_work(session: Session, selection: Selection, shards: int = 1, clips:
     and ``baselines`` (concept passes), given what ``store`` holds (True: the session's; None: nothing is stored
     yet); the store is read once.
 
-    DecoderLens and tuned-lens rows of the last layer reuse the baseline clips and count for nothing; with
+    Rows that reuse the baseline clips (``Experiment.free``: the lenses' last layer) count for nothing; with
     ``clips=False`` they count as the rows they are (then the numbers are rows still to store, and prompts of passes
     still to store).
     """
     store = session.store if store is True else store
     parts = [Shard(i, shards) for i in range(1, shards + 1)]
     work: list[dict[str, int]] = [{} for _ in parts]
-    for name, grid in selection_grids(session, selection).items():
-        missing = (missing_mask(store, stored_name(name, grid), grid, list(grid.columns)) if store is not None
+    for experiment, grid in stored_grids(session, selection):
+        missing = (missing_mask(store, experiment.stored_table(grid), grid, list(grid.columns)) if store is not None
                    else pd.Series(True, index=grid.index))
-        if name in ("decoderlens", "tunedlens") and clips:
-            missing &= grid.layer != session.facts.num_layers - 1
+        if experiment.free is not None and clips:
+            missing &= ~experiment.free(grid, session.facts.num_layers)
         for shard, counts in zip(parts, work):
-            counts[name] = int(shard.pick(missing.to_frame()).iloc[:, 0].sum())
+            counts[experiment.name] = int(shard.pick(missing.to_frame()).iloc[:, 0].sum())
     concepts = pass_concepts(session, selection)
     for shard, counts in zip(parts, work):
         counts["baselines"] = session.config.prompts * sum(
@@ -120,16 +122,16 @@ class ShardResult:
 
 def run_shard(session: Session, selection: Selection, shard: Shard) -> ShardResult:
     """Make sure of the concept passes (this shard's own first) and compute this shard's missing rows."""
-    selection.validate(session)
+    validate(session, selection)
     concepts = pass_concepts(session, selection)
     own = shard.concepts(concepts)
     result = ShardResult()
     for name in own + [c for c in concepts if c not in own]:
         if ensure_pass(session, name):
             result.passes.append(name)
-    for name, grid in selection_grids(session, selection).items():
+    for experiment, grid in stored_grids(session, selection):
         wanted = shard.pick(grid)
-        result.rows[name] = len(ROW_TABLES[name](session, wanted)) if len(wanted) else 0
+        result.rows[experiment.name] = len(experiment.rows(session, wanted)) if len(wanted) else 0
     return result
 
 

@@ -13,19 +13,16 @@ import torch
 
 from ..lens.training import LensTraining, fit_lens, record_states
 from ..lens.translators import TunedLens
-from .decoderlens import run_decoderlens
+from .cuts import COLUMNS, IDS, cut_rows, last_layer, lens_summary, needs_passes, selection_grid
+from .experiment import Experiment
 from .session import Session
 
+NAME = "tunedlens"
 TRAINING = LensTraining()
 LENS_FILE = "tuned_lens.safetensors"
 FIT_COLUMNS = ["layer", "kl_cut", "kl_tuned", "states"]
 _FITTED: "weakref.WeakKeyDictionary[Session, dict[LensTraining, tuple[TunedLens, pd.DataFrame]]]" = \
     weakref.WeakKeyDictionary()
-
-
-def check_backend(session: Session) -> None:
-    """The lens' hooks sit on the loaded model's decoder layers: a one-line error on a backend that runs others."""
-    session.backend.require("decoder layers", "the tunedlens experiment", "tunedlens from --experiments")
 
 
 def training_prompts(session: Session, training: LensTraining = TRAINING) -> list[str]:
@@ -62,9 +59,8 @@ def _load_or_fit(session: Session, training: LensTraining) -> tuple[TunedLens, p
 
 
 def run_tunedlens(session: Session, wanted: pd.DataFrame) -> pd.DataFrame:
-    """The DecoderLens rows of ``wanted`` with the tuned lens after each cut (table ``tunedlens``)."""
-    check_backend(session)
-    return run_decoderlens(session, wanted, tuned_lens(session)[0])
+    """The cut rows of ``wanted`` with the tuned lens after each cut (``cuts.cut_rows``)."""
+    return cut_rows(session, wanted, NAME, tuned_lens(session)[0])
 
 
 def write_lens(session: Session, out: Path) -> Path:
@@ -74,3 +70,16 @@ def write_lens(session: Session, out: Path) -> Path:
     lens.save(path, {"model": session.config.model, "model_identity": session.musicgen.identity,
                      "training": TRAINING.as_dict(), "fit": fit.to_dict("records")})
     return path
+
+
+def _outputs(session: Session, table: pd.DataFrame, out: Path, listen: int) -> tuple[dict[str, pd.DataFrame],
+                                                                                   list[Path]]:
+    """The lens' fit per layer (a table of its own) and its translators, next to the rows they made."""
+    fit = tuned_lens(session)[1].assign(model=session.config.model)[["model", *FIT_COLUMNS]]
+    return {f"{NAME}_fit": fit}, [write_lens(session, out)]
+
+
+EXPERIMENT = Experiment(
+    name=NAME, ids=tuple(IDS), columns=COLUMNS, grid=selection_grid, rows=run_tunedlens, free=last_layer,
+    passes=needs_passes, requires=frozenset({"decoder layers"}), outputs=_outputs,
+    summary=(lens_summary(NAME),))

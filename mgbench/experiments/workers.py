@@ -13,7 +13,8 @@ from dataclasses import replace
 
 from ..errors import ConfigError, MgbenchError
 from ..progress import Progress
-from .pipeline import Selection, selection_grids, stored_name
+from .pipeline import stored_grids
+from .selection import Selection
 from .session import RunConfig, Session
 from .shards import Shard, ShardResult, missing_work, run_shard
 
@@ -48,7 +49,7 @@ def run_workers(session: Session, selection: Selection, workers: int, poll_s: fl
     store = session.store
     config = replace(session.config, cache=str(store.dir.parent.resolve()),  # the workers' store is this one
                      device="cuda" if session.config.device.startswith("cuda") else session.config.device)
-    tables = [stored_name(name, grid) for name, grid in selection_grids(session, selection).items()]
+    tables = [experiment.stored_table(grid) for experiment, grid in stored_grids(session, selection)]
     total = sum(missing_work(session, selection, clips=False)[0].values())
     counted: dict[str, int] = {}
 

@@ -69,7 +69,6 @@ def load_lens(path: Path) -> tuple[TunedLens, dict]:
             info = json.loads((f.metadata() or {})["mgbench_tuned_lens"])
         lens = TunedLens.from_state(load_file(str(path)))
     except (OSError, KeyError, ValueError, RuntimeError, SafetensorError) as e:
-        raise ConfigError(f"{path} is not a tuned lens saved by mgbench ({type(e).__name__}: {e}); "
-                          "mgbench run --experiments tunedlens --out DIR writes one as DIR/tuned_lens.safetensors"
-                          ) from None
+        raise ConfigError(f"{path} is not a tuned lens saved by mgbench ({type(e).__name__}: {e}); a run of the "
+                          "tuned-lens experiment writes one into its results folder as tuned_lens.safetensors") from None
     return lens, info

@@ -63,7 +63,7 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def decoderlens_figure(dl: pd.DataFrame, model: str, rules: list[dict], path: Path,
+def lens_figure(dl: pd.DataFrame, model: str, rules: list[dict], path: Path,
                        tuned: "pd.DataFrame | None" = None) -> pd.DataFrame:
     """Figure 2: mean NDCG per layer with its 95% band, instruments and genres; paper readings hatched. With
     ``tuned`` (the ``tunedlens`` rows) each concept's tuned-lens curve is drawn dashed beside its cut's."""
@@ -81,7 +81,7 @@ def decoderlens_figure(dl: pd.DataFrame, model: str, rules: list[dict], path: Pa
                 tuned_curve = lens[lens.concept == concept]
                 ax.plot(tuned_curve.layer, tuned_curve.ndcg, color=color, ls="--", marker="x",
                         label=f"{concept} (tuned)")
-            for rule in _rules(rules, experiment="decoderlens", size=model, concept=concept):
+            for rule in _rules(rules, size=model, concept=concept):
                 _draw_reading(ax, rule, color)
         ax.set(title=f"{category}s ({model})", xlabel="layer", ylabel="NDCG")
         layer_ticks(ax.xaxis)
@@ -96,7 +96,7 @@ def decoderlens_figure(dl: pd.DataFrame, model: str, rules: list[dict], path: Pa
         ["lens", "concept", "layer"])
 
 
-def similarity_figure(sim: pd.DataFrame, model: str, path: Path, concepts: tuple[str, ...] = ("guitar", "edm")
+def distance_figure(sim: pd.DataFrame, model: str, path: Path, concepts: tuple[str, ...] = ("guitar", "edm")
                       ) -> pd.DataFrame:
     """Figure 3: Euclidean distance between time-averaged layer outputs, averaged over prompts."""
     shown = [c for c in concepts if c in set(sim.concept)] or sorted(set(sim.concept))[:2]
@@ -124,7 +124,7 @@ def profile_figure(iv: pd.DataFrame, model: str, rules: list[dict], path: Path) 
                     label=f"{component} {technique}")
             ax.fill_between(curve.layer, curve[f"{metric}_lo"], curve[f"{metric}_hi"], color=color,
                             alpha=BAND_ALPHA / 2, lw=0)  # up to six bands overlap here
-            for rule in _rules(rules, experiment="profile", size=model, technique=technique, component=component,
+            for rule in _rules(rules, size=model, technique=technique, component=component,
                                metric=metric):
                 _draw_reading(ax, rule, color)
         ax.set(title=f"{metric} ({model})", xlabel="layer")
@@ -178,7 +178,7 @@ def pair_type_figure(iv: pd.DataFrame, model: str, technique: str, rules: list[d
         lo, hi = table[f"{metric}_lo"], table[f"{metric}_hi"]  # (BCa need not be symmetric about the mean)
         ax.errorbar(xs, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", ecolor="dimgray", capsize=3, lw=1)
         for x, pt in zip(xs, table.index):
-            for rule in _rules(rules, experiment="pair_type", size=model, technique=technique, pair_type=pt,
+            for rule in _rules(rules, size=model, technique=technique, pair_type=pt,
                                metric=metric):
                 ax.plot([x - width / 2, x + width / 2], [rule["reading"]] * 2, color="black", lw=2)
     ax.set_xticks(range(len(table)), table.index, fontsize=8)
@@ -193,7 +193,7 @@ def pair_type_figure(iv: pd.DataFrame, model: str, technique: str, rules: list[d
 def paper_bie(rules: list[dict]) -> pd.DataFrame:
     """Figure 5's paper points from the MLP profile readings: layer 0, the middle layers, the last layer."""
     rows = []
-    for rule in _rules(rules, experiment="profile", component="mlp"):
+    for rule in _rules(rules, component="mlp"):
         lo, hi = _layer_span(rule["layers"])
         point = "b" if hi == 0 else ("i" if lo != hi else "e")
         low, high = _reading_bounds(rule)

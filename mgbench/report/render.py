@@ -12,16 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..experiments.catalog import EXPERIMENTS
 from ..paths import atomic_write_bytes
 from ..stats.intervals import FEW_PROMPTS, SMALL_SAMPLE_COVERAGE
-from ..suite.claims import CROSS_SIZE_CLAIM, MODEL_CLAIMS, large_replace_best_precision
 from ..suite.expectations import Expectations, default_expectations_dir
-from . import figures
+from . import sections
 from .diff import ALPHA, compare_results
 from .page import Block, render_html, render_markdown
-from .planted import planted_blocks, site_ranking
+from .planted import planted_blocks
 from .results import Results, load_results
-from .steering import steering_blocks
 
 
 def build_report(results_dir: "str | Path", out: "str | Path | None" = None, baseline: "str | Path | None" = None,
@@ -38,53 +37,22 @@ def build_report(results_dir: "str | Path", out: "str | Path | None" = None, bas
 
 def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results | None") -> list[Block]:
     blocks: list[Block] = [("h", 1, f"mgbench report: {', '.join(results.runs) or 'bench'}")]
-    dl, sim, iv = results.table("decoderlens"), results.table("similarity"), results.table("interventions")
     blocks += _random_weights(results)
     blocks += planted_blocks(results)
-    blocks += _claims(iv, _random_models(results))
+    blocks += sections.claims(results, _random_models(results))
     blocks += _settings(results)
     blocks += _few_prompts(results)
     fig_dir = out / "figures"
     for model in results.runs:
         blocks.append(("h", 2, f"Figures: {model}"))
-        if not dl.empty and model in set(dl.model):
-            path = fig_dir / f"fig2-decoderlens-{model}.png"
-            tuned = results.table("tunedlens")
-            table = figures.decoderlens_figure(dl[dl.model == model], model, rules, path,
-                                               tuned[tuned.model == model] if not tuned.empty else None)
-            blocks += [("h", 3, "Figure 2: DecoderLens recognizability (NDCG)"), ("img", path), ("table", table)]
-        if not sim.empty and model in set(sim.model):
-            path = fig_dir / f"fig3-similarity-{model}.png"
-            table = figures.similarity_figure(sim[sim.model == model], model, path)
-            blocks += [("h", 3, "Figure 3: self-similarity of layer outputs"), ("img", path), ("table", table)]
-        if not iv.empty and model in set(iv.model):
-            mine = iv[iv.model == model]
-            path = fig_dir / f"fig4-interventions-{model}.png"
-            table = figures.profile_figure(mine, model, rules, path)
-            blocks += [("h", 3, "Figure 4 (7, 8): interventions by layer"), ("img", path), ("table", table)]
-            ceiling = results.table("ceiling")
-            ceiling = ceiling[ceiling.model == model] if not ceiling.empty else ceiling
-            if not ceiling.empty:
-                blocks += [("h", 3, "Sites against the prompt-swap ceiling"),
-                           ("p", f"The ceiling is the original prompt with the desired concept's word, same noise: "
-                                 f"mean effect {ceiling.effect.mean():.3f} over {len(ceiling)} rows. Ten sites with "
-                                 "the largest mean effect, and that effect as a fraction of the ceiling."),
-                           ("table", site_ranking(mine, ceiling).head(10))]
-            mlp_techniques = set(mine[mine.component == "mlp"].technique)
-            for technique, number in (("replace", 6), ("adjust", 9)):
-                if technique in mlp_techniques:  # (a narrow selection may have no MLP rows: no empty figure)
-                    path = fig_dir / f"fig{number}-pair-type-{technique}-{model}.png"
-                    table = figures.pair_type_figure(mine, model, technique, rules, path)
-                    blocks += [("h", 3, f"Figure {number}: MLP {technique} by pair type"), ("img", path),
-                               ("table", table)]
-        steering, ceiling = results.table("steering"), results.table("ceiling")
-        if not steering.empty and model in set(steering.model):
-            blocks += steering_blocks(steering[steering.model == model],
-                                      ceiling[ceiling.model == model] if not ceiling.empty else ceiling, model, fig_dir)
-    if not iv.empty and (iv.component == "mlp").any():
-        path = fig_dir / "fig5-effect-vs-precision.png"
-        table = figures.effect_precision_figure(iv, figures.paper_bie(rules), path)
-        blocks += [("h", 2, "Figure 5: MLP effect vs precision"), ("img", path), ("table", table)]
+        for experiment in EXPERIMENTS:
+            table = results.table(experiment.name)
+            if table.empty or model not in set(table.model):
+                continue
+            section = sections.MODEL_SECTIONS.get(experiment.name)
+            blocks += (section(results, model, rules, fig_dir) if section
+                       else sections.summary_section(experiment, results, model))
+    blocks += sections.across_models(results, rules, fig_dir)
     blocks += _bench(results.bench)
     if baseline is not None:
         blocks += _diff(results, baseline)
@@ -100,9 +68,10 @@ def _settings(results: Results) -> list[Block]:
 
 def _few_prompts(results: Results) -> list[Block]:
     """A caveat when some run has fewer prompts per concept than the bootstrap intervals need."""
-    counts = {name: table.groupby(["model", "concept" if "concept" in table else "original"]).prompt_id.nunique()
-              for name in ("decoderlens", "interventions") if not (table := results.table(name)).empty}
-    fewest = min((int(c.min()) for c in counts.values()), default=FEW_PROMPTS)
+    tables = [results.table(e.name) for e in EXPERIMENTS]
+    counts = [table.groupby(["model", "concept" if "concept" in table else "original"]).prompt_id.nunique()
+              for table in tables if not table.empty and "prompt_id" in table]
+    fewest = min((int(c.min()) for c in counts), default=FEW_PROMPTS)
     if fewest >= FEW_PROMPTS:
         return []
     measured = ", ".join(f"{100 * c:.0f}% at {n}" for n, c in SMALL_SAMPLE_COVERAGE.items())
@@ -123,29 +92,6 @@ def _random_weights(results: Results) -> list[Block]:
         return []
     return [("p", f"Random weights: {', '.join(models)}. Their numbers are meaningless; they exercise the "
                   "machinery and measure its speed, they say nothing about MusicGen.")]
-
-
-def _claims(iv: pd.DataFrame, random_models: "tuple[str, ...] | list[str]" = ()) -> list[Block]:
-    blocks: list[Block] = [("h", 2, "The paper's claims")]
-    models = sorted(set(iv.model)) if not iv.empty else []
-    rows = []
-    for claim, check in MODEL_CLAIMS.items():
-        for model in models or ["-"]:
-            verdict = check(iv[iv.model == model]) if models else None
-            rows.append(_claim_row(claim, model, verdict, check.__doc__))
-    sizes = {"small", "medium", "large"}
-    verdict = large_replace_best_precision(iv[iv.model.isin(sizes)]) if sizes <= set(models) else None
-    rows.append(_claim_row(CROSS_SIZE_CLAIM, "all sizes", verdict, large_replace_best_precision.__doc__))
-    blocks.append(("table", pd.DataFrame(rows).set_index("claim")))
-    if {"toy", *random_models} & set(models):
-        blocks.append(("p", "Models with random weights and the toy world (a planted mechanism of its own): "
-                            "their verdicts exercise the checks, they say nothing about MusicGen."))
-    return blocks
-
-
-def _claim_row(claim: str, model: str, verdict, doc: "str | None") -> dict:
-    return {"claim": claim, "model": model, "verdict": verdict.label if verdict else "not run",
-            "numbers": verdict.detail if verdict else "", "statement": (doc or "").strip().splitlines()[0]}
 
 
 def _bench(bench: pd.DataFrame) -> list[Block]:

@@ -9,19 +9,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ConfigError
+from ..experiments.catalog import EXPERIMENTS
 from ..stats.intervals import with_intervals
 
-TABLES = ("decoderlens", "similarity", "interventions", "ceiling", "tunedlens")
-#: a run that swept alpha (``--alphas``): its interventions with every alpha, the table ``steering``; the table
-#: ``interventions`` keeps its alpha-1 rows, the paper's edits, for every figure and check made for those
-#: the columns the report reads from each table (a table without them is from an older mgbench or another tool)
-COLUMNS = {"decoderlens": ("model", "concept", "category", "layer", "prompt_id", "ndcg"),
-           "tunedlens": ("model", "concept", "category", "layer", "prompt_id", "ndcg"),
-           "similarity": ("model", "concept", "layer_i", "layer_j", "distance"),
-           "interventions": ("model", "technique", "original", "desired", "pair_type", "layer", "component",
-                             "prompt_id", "effect", "effect_original", "effect_desired", "precision"),
-           "ceiling": ("model", "original", "desired", "pair_type", "effect", "precision"),
-           "bench": ("case", "experiment", "metric", "value")}
+#: the columns the report reads from each table (a table without them is from an older mgbench or another tool):
+#: every experiment's (``Experiment.columns``) and bench.csv's
+COLUMNS = {**{e.name: e.columns for e in EXPERIMENTS}, "bench": ("case", "experiment", "metric", "value")}
+#: a table that swept a strength (``--alphas``: an ``alpha`` column) keeps its alpha-1 rows, the paper's edits, for
+#: every figure and check made for those; all its rows are the table ``<name>:alpha`` (the steering figure's)
+SWEPT = ":alpha"
 #: the columns of ``aggregates``
 AGGREGATE_COLUMNS = ["model", "figure", "key", "metric", "value", "lo", "hi"]
 REMEDY = "rerun `mgbench run` (or `pytest bench/`) to write it anew"
@@ -53,17 +49,17 @@ def load_results(folder: "str | Path") -> Results:
     for run in runs:
         info = _run_info(run / "run.json")
         results.runs[info["model"]] = info
-        for name in TABLES:
+        for name in (e.name for e in EXPERIMENTS):
             path = run / f"{name}.parquet"
             if path.exists():
                 results.tables[name] = pd.concat([results.table(name), _read_table(path, name, pd.read_parquet)],
                                                  ignore_index=True)
     if (folder / "bench.csv").exists():
         results.bench = _read_table(folder / "bench.csv", "bench", pd.read_csv)
-    iv = results.table("interventions")
-    if "alpha" in iv.columns:
-        results.tables["steering"] = iv
-        results.tables["interventions"] = iv[iv.alpha == 1].reset_index(drop=True)
+    for name, table in list(results.tables.items()):
+        if "alpha" in table.columns:
+            results.tables[name + SWEPT] = table
+            results.tables[name] = table[table.alpha == 1].reset_index(drop=True)
     return results
 
 
@@ -93,33 +89,23 @@ def _read_table(path: Path, name: str, read) -> pd.DataFrame:
 
 
 def aggregates(results: Results) -> pd.DataFrame:
-    """The numbers behind the figures, one row per (figure key, metric): what nightly diffs compare.
+    """The numbers behind the figures, one row per (figure key, metric): each experiment's summaries
+    (``Experiment.summary``) that name their groups (``Aggregate.key``), what nightly diffs compare.
 
     ``value`` is the mean over prompts, ``lo``/``hi`` its 95% bootstrap interval (``stats.with_intervals``:
     prompts resampled with a fixed seed, rows of one prompt averaged first).
     """
     frames = []
-    dl = results.table("decoderlens")
-    if not dl.empty:
-        g = with_intervals(dl, ["model", "concept", "layer"], "ndcg")
-        frames.append(_long(g, "decoderlens", g.concept + "-L" + g.layer.astype(str), ["ndcg"]))
-    iv = results.table("interventions")
-    if not iv.empty:
-        g = with_intervals(iv, ["model", "technique", "component", "layer"], ["effect", "precision"])
-        frames.append(_long(g, "profile", g.technique + "-L" + g.layer.astype(str) + "." + g.component,
-                            ["effect", "precision"]))
-        mlp = iv[iv.component == "mlp"]
-        if not mlp.empty:
-            metrics = ["effect", "effect_original", "effect_desired"]
-            g = with_intervals(mlp, ["model", "technique", "pair_type"], metrics)
-            frames.append(_long(g, "pair_type", g.technique + "-" + g.pair_type, metrics))
+    for experiment in EXPERIMENTS:
+        table = results.table(experiment.name)
+        for aggregate in experiment.summary if not table.empty else ():
+            rows = aggregate.rows(table)
+            if aggregate.key is None or rows.empty:
+                continue
+            g = with_intervals(rows, ["model", *aggregate.by], list(aggregate.metrics))
+            frames += [pd.DataFrame({"model": g.model, "figure": aggregate.name, "key": aggregate.key(g), "metric": m,
+                                     "value": g[m], "lo": g[f"{m}_lo"], "hi": g[f"{m}_hi"]})
+                       for m in aggregate.metrics]
     if not frames:
         return pd.DataFrame(columns=AGGREGATE_COLUMNS)
     return pd.concat(frames, ignore_index=True)
-
-
-def _long(table: pd.DataFrame, figure: str, key: pd.Series, metrics: list[str]) -> pd.DataFrame:
-    """``with_intervals`` rows as aggregate rows: one per (row, metric)."""
-    return pd.concat([pd.DataFrame({"model": table.model, "figure": figure, "key": key, "metric": m,
-                                    "value": table[m], "lo": table[f"{m}_lo"], "hi": table[f"{m}_hi"]})
-                      for m in metrics], ignore_index=True)

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..experiments.interventions import UNSCALED  # noqa: E402
+from ..experiments.techniques import UNSCALED  # noqa: E402
 from ..stats.intervals import with_intervals  # noqa: E402
 from .figures import BAND_ALPHA, COMPONENT_COLORS, _save  # noqa: E402
 

@@ -15,14 +15,18 @@ only place the text enters; ``no_path``, a cross-attention that outputs exactly 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from scipy.stats import binomtest, fisher_exact
 from sklearn.metrics import roc_auc_score
 
-from ..engine.sites import Site
+from ..concepts.concept_set import ConceptSet
+from ..engine.sites import PAPER_COMPONENTS, Site
 from ..errors import ConfigError
+from ..experiments.experiment import Case, CaseKind, Tables, Verdict
+from ..experiments.selection import Selection
+from ..experiments.techniques import TECHNIQUES
 from ..zoo.loading import planted_truth as model_planted_truth
 
 SILENT = 1e-6  # |effect| below this is "no change" (bit-identical clips give exactly 0)
@@ -33,11 +37,18 @@ LENS_CHECKS = ("lens_chance", "lens_full")
 TUNED_LENS_CHECKS = ("tuned_chance", "tuned_reaches_final")
 
 
-@dataclass(frozen=True)
-class GroundTruth:
-    holds: "bool | None"  # None: the rows present cannot decide (a narrow selection); ``detail`` says what is missing
-    metrics: dict[str, float]
-    detail: str
+@dataclass(frozen=True, init=False)
+class GroundTruth(Verdict):
+    """A check's verdict (None: the rows present cannot decide, a narrow selection; ``detail`` says what is
+    missing) and its numbers."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def __init__(self, holds: "bool | None", metrics: dict[str, float], detail: str):
+        object.__setattr__(self, "holds", holds)
+        object.__setattr__(self, "metrics", metrics)
+        object.__setattr__(self, "detail", detail)
+        object.__setattr__(self, "inconclusive", False)
 
     @property
     def label(self) -> str:
@@ -181,3 +192,83 @@ def run_check(check: str, tables: dict[str, pd.DataFrame], planted: dict, techni
         return reaches_final(tables["tunedlens"], layer, tables["decoderlens"], last)
     valid = INTERVENTION_CHECKS + LENS_CHECKS + TUNED_LENS_CHECKS
     raise ValueError(f"unknown ground-truth check {check!r}; valid: {', '.join(valid)}")
+
+
+#: what each check expects, in words
+EXPECTED = {"no_path_silent": "no-path sites: every |effect| < 1e-6", "entry_ranks_first": "entry site ranks first",
+            "sites_separate": "AUROC of the entry site vs the others >= 0.9",
+            "lens_chance": "cuts before the entry: recognized at chance", "lens_full": "full model: above chance",
+            "tuned_chance": "tuned lens before the entry: recognized at chance",
+            "tuned_reaches_final": "tuned lens at the entry: above chance, not below the full model"}
+
+
+def recovered(tables: dict[str, pd.DataFrame], planted: dict) -> pd.DataFrame:
+    """Every check a model's ``tables`` can be judged on, one row each: where, what is expected, whether it is
+    recovered, the numbers (the report's \"planted truth recovered?\")."""
+    rows = []
+    iv, lens = tables["interventions"], tables["decoderlens"]
+    for technique in sorted(set(iv.technique)) if not iv.empty else []:
+        for check in INTERVENTION_CHECKS:
+            rows.append(_row(check, technique, run_check(check, tables, planted, technique)))
+    if not lens.empty and "recognized" in lens:
+        last = max(Site.parse(site).layer for site in planted["sites"])  # the full model's layer
+        for layer in sorted(set(lens.layer)):
+            check = "lens_chance" if layer < planted["entry_layer"] else "lens_full"
+            if check == "lens_chance" or layer == last:
+                rows.append(_row(check, f"L{layer}", run_check(check, tables, planted, layer=layer)))
+        first = first_layer_above_chance(lens)
+        rows.append({"check": "lens rises at", "where": "-", "expected": f"L{planted['entry_layer']} or later",
+                     "recovered": "cannot judge" if first is None else "yes" if first >= planted["entry_layer"]
+                     else "NO", "numbers": f"first cut above chance: {'none' if first is None else f'L{first}'}"})
+    tuned = tables.get("tunedlens", pd.DataFrame())
+    if not tuned.empty and not lens.empty:
+        for layer in sorted(set(tuned.layer) & set(range(planted["entry_layer"] + 1))):
+            check = "tuned_chance" if layer < planted["entry_layer"] else "tuned_reaches_final"
+            rows.append(_row(check, f"L{layer}", run_check(check, tables, planted, layer=layer)))
+    return pd.DataFrame(rows).set_index("check") if rows else pd.DataFrame({"check": ["no rows"]}).set_index("check")
+
+
+def _row(check: str, where: str, result) -> dict:
+    return {"check": check, "where": where, "expected": EXPECTED[check], "recovered": result.label,
+            "numbers": result.detail}
+
+
+def evidence(tables: dict[str, pd.DataFrame]) -> tuple["tuple[pd.DataFrame, pd.DataFrame] | None",
+                                                    dict[str, pd.DataFrame]]:
+    """What the report shows under the checks: the interventions and the ceiling (for the site ranking; None
+    without interventions), and the lens tables by title."""
+    iv = tables.get("interventions", pd.DataFrame())
+    lenses = {"DecoderLens": tables.get("decoderlens"), "Tuned lens": tables.get("tunedlens")}
+    return ((iv, tables.get("ceiling", pd.DataFrame())) if not iv.empty else None,
+            {title: lens for title, lens in lenses.items() if lens is not None and not lens.empty})
+
+
+# -- bench cases (``pytest bench/ -k toy``) ------------------------------------------------------------------------
+def _cases(size: str, concepts: ConceptSet, layers: int) -> list[Case]:
+    """The checks of a model with a planted truth: each intervention check per technique, DecoderLens at chance at
+    every cut before the entry and above chance at the full model."""
+    planted = model_planted_truth(size)
+    if planted is None:
+        return []
+    entry = planted["entry_layer"]
+    label = lambda check: check.removeprefix("lens_").replace("_", "-")  # noqa: E731
+    return ([Case("ground_truth", size, technique=t, check=c, parts=(t, label(c)))
+             for t in TECHNIQUES for c in INTERVENTION_CHECKS]
+            + [Case("ground_truth", size, check="lens_chance", layer=i, parts=("lens", label("lens_chance"), f"L{i}"))
+               for i in range(entry)]
+            + [Case("ground_truth", size, check="lens_full", layer=layers - 1,
+                    parts=("lens", label("lens_full"), f"L{layers - 1}"))])
+
+
+def _wants(case: Case, concepts: ConceptSet) -> list[tuple[str, Selection]]:
+    if case.technique is not None:
+        return [(case.size, Selection(("interventions",), techniques=(case.technique,), components=PAPER_COMPONENTS)),
+                (case.size, Selection(("ceiling",)))]
+    return [(case.size, Selection(("decoderlens",), layers=(case.layer,)))]
+
+
+def _verdict(case: Case, tables: Tables) -> GroundTruth:
+    return run_check(case.check, tables(case.size), planted_truth(case.size), case.technique, case.layer)
+
+
+GROUND_TRUTH = CaseKind("ground_truth", _cases, _wants, verdict=_verdict)

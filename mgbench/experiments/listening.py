@@ -1,20 +1,27 @@
-"""Listening examples: for each concept pair, the best and the worst intervention by effect, next to the baseline."""
+"""Listening examples: for each concept pair, the best and the worst edit by effect, next to the baseline clip,
+regenerated (common random numbers: exactly the measured clips) as WAVs for the report to link."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from ..experiments.interventions import InterventionRows, sweep_label
-from ..experiments.session import Session
-from ..paths import atomic_write_with
-from .audio import write_wav
+from ..engine.hooks import RowEdit
+from ..paths import atomic_write_with, write_wav
+from .session import Session
 
 
-def pick_examples(interventions: pd.DataFrame, prompts: int = 3) -> pd.DataFrame:
+def sweep_label(row) -> str:
+    """A row's sweep ids as a name suffix: ``""``, ``-a2``, ``-a0.5-f0-50`` (for file names and case ids)."""
+    alpha, frames = getattr(row, "alpha", None), getattr(row, "frames", None)
+    return (f"-a{alpha:g}" if alpha is not None else "") + (f"-f{frames}" if frames is not None else "")
+
+
+def pick_examples(table: pd.DataFrame, prompts: int = 3) -> pd.DataFrame:
     """Per ordered pair, among the first ``prompts`` prompts: the row with the highest and the lowest effect."""
-    rows = interventions[interventions.prompt_id < prompts]
+    rows = table[table.prompt_id < prompts]
     picks = []
     for _, g in rows.groupby(["original", "desired"], sort=True):
         picks.append(g.loc[[g.effect.idxmax()]].assign(kind="best"))
@@ -22,17 +29,16 @@ def pick_examples(interventions: pd.DataFrame, prompts: int = 3) -> pd.DataFrame
     return pd.concat(picks, ignore_index=True) if picks else rows.assign(kind=[])
 
 
-def write_examples(session: Session, interventions: pd.DataFrame, out: Path, prompts: int = 3) -> pd.DataFrame:
-    """Regenerate the picked clips (common random numbers: exactly the measured clips) and their baselines as WAVs.
-
-    Returns the index (one row per example, with ``path`` and ``baseline_path`` relative to ``out``),
-    also written to ``out/audio/examples.csv``.
+def write_examples(session: Session, table: pd.DataFrame, edit: Callable[[object], RowEdit], out: Path,
+                   prompts: int = 3) -> pd.DataFrame:
+    """Regenerate the clips picked from ``table`` (rows of edits: ``edit(row)`` is a row's) and their baselines as
+    WAVs. Returns the index (one row per example, with ``path`` and ``baseline_path`` relative to ``out``), also
+    written to ``out/audio/examples.csv``.
     """
-    picks = pick_examples(interventions, prompts)
+    picks = pick_examples(table, prompts)
     if picks.empty:
         return picks
-    rows = InterventionRows(session)
-    edits = [rows.edit(r) for r in picks.itertuples()]
+    edits = [edit(r) for r in picks.itertuples()]
     prompt_text = [session.prompts(r.original)[r.prompt_id] for r in picks.itertuples()]
     base_keys = sorted({(r.original, r.prompt_id) for r in picks.itertuples()})
     rate = session.musicgen.sample_rate

@@ -16,26 +16,13 @@ for a claim whose rows are missing (a narrow selection).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..stats.intervals import PairedDifference, paired_difference, unpaired_difference
 from ..stats.verdicts import verdict as interval_verdict
-
-
-@dataclass(frozen=True)
-class Verdict:
-    holds: "bool | None"  # None: not decided; ``inconclusive`` says whether by the numbers or by missing rows
-    detail: str
-    inconclusive: bool = False  # holds is None because an interval touches or spans the threshold (rows present)
-
-    @property
-    def label(self) -> str:
-        if self.holds is None:
-            return "inconclusive" if self.inconclusive else "cannot judge"
-        return "holds" if self.holds else "fails"
+from .experiment import Verdict
 
 
 def _all(verdicts: list[Verdict]) -> Verdict:
@@ -174,4 +161,6 @@ MODEL_CLAIMS: dict[str, Callable[[pd.DataFrame], Verdict]] = {
     "original-part-larger": original_part_larger,
     "instrument-beats-genre": instrument_beats_genre,
 }
-CROSS_SIZE_CLAIM = "large-replace-best-precision"
+#: claim name -> check on the interventions of several models (a ``model`` column); its case runs with large's
+CROSS_SIZE_CLAIMS: dict[str, Callable[[pd.DataFrame], Verdict]] = {
+    "replace-best-precision": large_replace_best_precision}

@@ -1,0 +1,46 @@
+"""The end of a bench session: bench.csv (one row per case and metric), each model's results folder as ``mgbench
+run`` writes it (tables, run.json, the experiments' own files, summary.md), the report, and golden values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ..paths import atomic_write_bytes
+from .state import STATE
+
+#: bench.csv's columns: one row per (case, metric); ``value_lo``/``value_hi`` bound the measured value (95% bootstrap
+#: interval over prompts), ``low``/``high`` the expected range
+RECORD_COLUMNS = ["case", "experiment", "size", "concept", "technique", "original", "desired", "layer", "component",
+                  "pair_type", "claim", "metric", "value", "value_lo", "value_hi", "low", "high", "source", "outcome"]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is None or not state.records or state.shard is not None:
+        return
+    from ..experiments.pipeline import write_results
+    from ..report.render import build_report
+
+    out = state.results
+    out.mkdir(parents=True, exist_ok=True)
+    records = pd.DataFrame(state.records).reindex(columns=RECORD_COLUMNS)
+    records["outcome"] = records["case"].map(state.outcomes).fillna("not run")
+    records.to_csv(out / "bench.csv", index=False)
+    for size, tables in {} if state.no_compute else state.tables.items():  # (--no-compute: read from there)
+        if any(not t.empty for t in tables.values()):
+            write_results(state.session(size), state.selection(size), tables, out / size)
+    terminal = session.config.get_terminal_writer()
+    if state.tables or not records.empty:
+        reports = Path(str(session.config.rootpath)) / "reports"
+        build_report(out, out=reports, expectations_dir=state.expectations_folder)
+        terminal.line(f"mgbench: report in {reports / 'report.md'}")
+    if state.update_golden and "tiny" in state.tables:
+        tiny = {k: v for k, v in state.metrics.items() if k.startswith("tiny-")}
+        path = state.expectations.update_golden(tiny, state.settings("tiny"), replace=state.replace_golden)
+        terminal.line(f"mgbench: wrote {len(tiny)} golden cases to {path}")
+    atomic_write_bytes(out / "bench.json", json.dumps({"sizes": list(state.tables), "settings": {
+        s: state.settings(s) for s in state.tables}}, indent=2).encode())

@@ -1,0 +1,148 @@
+"""What one bench session holds (``config.stash[STATE]``): its options, the selections its cases need per model, the
+sessions and tables that compute them through the same pipeline as ``mgbench run``, and the recorded metrics."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ..concepts.concept_set import load_concepts
+from ..errors import MgbenchError
+from ..experiments.experiment import Case
+from ..experiments.selection import Selection
+from ..paths import TINY_VERSION
+from ..suite.expectations import Expectations
+from ..suite.stored import missing_rows, read_results, stored_ids
+from ..zoo.architectures import REAL_SIZES
+
+#: the offline sizes (always run, on the CPU): toy (a planted mechanism) and tiny (random weights, golden values)
+OFFLINE_SIZES = ("toy", "tiny")
+OFFLINE_DEFAULTS = {"prompts": 2, "seconds": 1.0}
+PAPER_DEFAULTS = {"prompts": 100, "seconds": 4.0}
+
+
+class BenchState:
+    """Options, plan, computed tables and recorded metrics of one pytest session."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.gpu = config.getoption("--gpu", False)
+        self.no_compute = config.getoption("--no-compute", False)
+        self.shard = config.getoption("--shard", None)
+        self.workers = config.getoption("--workers", 1)
+        self.results = Path(config.getoption("--results", "results/bench"))
+        self.sizes = (*OFFLINE_SIZES, *REAL_SIZES) if self.gpu else OFFLINE_SIZES
+        self.concepts = load_concepts()
+        self.expectations_folder = Path(config.getoption("--expectations", None)
+                                        or Path(str(config.rootpath)) / "expectations")
+        self.selections: dict[str, list[Selection]] = {}  # per model: one selection per experiment (planning)
+        self.sessions: dict = {}
+        self.tables: dict[str, dict[str, pd.DataFrame]] = {}
+        self.records: list[dict] = []
+        self.metrics: dict[str, dict[str, float]] = {}
+        self.outcomes: dict[str, str] = {}  # case id -> passed / failed / skipped
+        self.stored: dict[str, tuple[dict[str, set], "str | None"]] = {}  # --no-compute: row ids, why not checkable
+
+    @cached_property
+    def expectations(self) -> Expectations:
+        """The expected ranges (read on first use: pytest runs that hold no bench case never read them)."""
+        try:
+            return Expectations(self.expectations_folder)
+        except MgbenchError as e:
+            raise pytest.UsageError(str(e)) from None
+
+    @property
+    def replace_golden(self) -> bool:
+        return self.config.getoption("--replace-expectations", False)
+
+    @property
+    def update_golden(self) -> bool:
+        return self.replace_golden or self.config.getoption("--update-expectations", False)
+
+    def settings(self, size: str) -> dict:
+        defaults = OFFLINE_DEFAULTS if size in OFFLINE_SIZES else PAPER_DEFAULTS
+        prompts = self.config.getoption("--prompts", None) or defaults["prompts"]
+        seconds = self.config.getoption("--seconds", None) or defaults["seconds"]
+        settings = {"prompts": prompts, "seconds": seconds, "seed": 0}
+        return {**settings, "tiny_version": TINY_VERSION} if size == "tiny" else settings
+
+    def unavailable(self, size: str) -> "str | None":
+        """Why a size cannot run here (None when it can); with --no-compute, why its stored tables cannot be checked.
+        (Whether a CUDA device is here is the ``gpu`` marker's question: ``planning.gpu_skip_reason``.)"""
+        if self.no_compute:
+            self.size_tables(size)
+            return self.stored[size][1]
+        if size in OFFLINE_SIZES:
+            return None
+        from ..classify.passt import passt_checkpoint_path
+        from ..zoo.architectures import HUB_NAMES
+        from ..zoo.loading import is_available, missing_weights_message
+
+        if not is_available(size):
+            return missing_weights_message(HUB_NAMES[size])
+        if not passt_checkpoint_path().is_file():
+            return f"PaSST weights are not cached at {passt_checkpoint_path()} (see `mgbench models`)"
+        return None
+
+    def session(self, size: str):
+        """The size's session, as ``mgbench run`` would make it for the bench's settings (nothing loads yet)."""
+        if size not in self.sessions:
+            from ..engine.runner import GenerationSettings
+            from ..experiments.session import RunConfig, Session
+
+            s = self.settings(size)
+            self.sessions[size] = Session(RunConfig(
+                model=size, prompts=s["prompts"], device="cuda" if self.gpu else "cpu",
+                dtype=self.config.getoption("--dtype") if size not in OFFLINE_SIZES else "auto",
+                generation=GenerationSettings(seconds=s["seconds"], seed=s["seed"])))
+        return self.sessions[size]
+
+    def selection(self, size: str) -> Selection:
+        """Everything the size's selected cases read, as one selection (``run.json``'s)."""
+        return Selection.union(self.selections.get(size, [Selection(())]))
+
+    def size_tables(self, size: str) -> dict[str, pd.DataFrame]:
+        """Compute (once) everything the selected cases of ``size`` need, through ``mgbench run``'s pipeline (with
+        --no-compute: read the stored tables)."""
+        if size in self.tables:
+            return self.tables[size]
+        if self.no_compute:
+            self.tables[size], reason = read_results(self.results / size, size, self.settings(size))
+            self.stored[size] = stored_ids(self.tables[size]), reason
+            return self.tables[size]
+        from ..experiments.pipeline import run_selection
+
+        session, tables = self.session(size), {}
+        if self.workers > 1:
+            from ..experiments.workers import run_workers
+
+            for selection in self.selections.get(size, []):
+                run_workers(session, selection, self.workers)
+        for selection in self.selections.get(size, []):
+            tables.update(run_selection(session, selection))
+        self.tables[size] = tables
+        return tables
+
+    def run_shard(self, size: str) -> str:
+        """With --shard I/N: compute this shard of the size's work into the cache (once); what it did."""
+        from ..experiments.shards import Shard, run_shard
+
+        if size not in self.tables:
+            shard, session = Shard.parse(self.shard), self.session(size)
+            done = [str(run_shard(session, selection, shard)) for selection in self.selections.get(size, [])]
+            self.tables[size] = {}
+            self.stored[size] = {}, f"shard {shard} of {size}: " + "; ".join(done)
+        return self.stored[size][1]
+
+    def missing(self, case: Case) -> "str | None":
+        """With --no-compute: what the stored tables lack of the case's rows (None: nothing)."""
+        if not self.no_compute:
+            return None
+        ids = {s: self.stored[s][0] for s in self.selections if not self.unavailable(s)}
+        return missing_rows(case, self.session, ids, self.concepts)
+
+
+STATE = pytest.StashKey[BenchState]()
