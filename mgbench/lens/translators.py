@@ -70,5 +70,5 @@ def load_lens(path: Path) -> tuple[TunedLens, dict]:
         lens = TunedLens.from_state(load_file(str(path)))
     except (OSError, KeyError, ValueError, RuntimeError, SafetensorError) as e:
         raise ConfigError(f"{path} is not a tuned lens saved by mgbench ({type(e).__name__}: {e}); a run of the "
-                          "tuned-lens experiment writes one into its results folder as tuned_lens.safetensors") from None
+                          "tuned-lens experiment writes one into its results folder (tuned_lens.safetensors)") from None
     return lens, info
