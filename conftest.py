@@ -6,6 +6,8 @@ from importlib.util import find_spec
 
 import pytest
 
+pytest_plugins = ["pytester"]  # tests/test_declaration.py runs a bench session in-process
+
 #: extra -> (the module it provides, how to install it)
 EXTRAS = {
     "audiocraft": ("audiocraft", 'pip install -e ".[audiocraft]" && pip install --no-deps audiocraft==1.3.0'),

@@ -5,6 +5,7 @@ returns anywhere).
 Usage: python .ci/check_main_job.py RESULTS_FOLDER LOG_FILE
 """
 
+import re
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ def planted_rows(report: str) -> list[list[str]]:
         if line.startswith("## "):
             inside = line.startswith("## Planted truth recovered?")
         elif inside and line.startswith("|") and not line.startswith("|:") and not line.startswith("|-"):
-            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+            rows.append([cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip("|"))])
         elif inside and line.startswith("### "):
             inside = False  # the tables under it (site ranking, lens) are numbers, not checks
     return rows

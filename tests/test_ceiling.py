@@ -6,6 +6,7 @@ import torch
 from mgbench.cli import main
 from mgbench.engine.runner import GenerationSettings
 from mgbench.errors import ConfigError, UnknownNameError
+from mgbench.experiments.catalog import validate
 from mgbench.experiments.ceiling import ceiling_grid, run_ceiling
 from mgbench.experiments.metrics import intervention_effect, precision
 from mgbench.experiments.pipeline import run_selection, summarize
@@ -117,7 +118,7 @@ def test_ceiling_rows_match_a_manual_run_and_resume_from_the_store(tmp_path, mon
 def test_ceiling_in_the_pipeline(tmp_path, monkeypatch, capsys):
     session = make_session(tmp_path)
     with pytest.raises(ConfigError, match="ceiling: at least two concepts"):
-        Selection(experiments=("ceiling",), concepts=("guitar",)).validate(session)
+        validate(session, Selection(experiments=("ceiling",), concepts=("guitar",)))
     tables = run_selection(session, Selection(experiments=("ceiling",), concepts=("guitar", "rock")))
     assert set(tables) == {"ceiling"} and len(tables["ceiling"]) == 2 * 2
     summary = summarize(tables)

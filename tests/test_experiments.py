@@ -6,6 +6,7 @@ from mgbench.engine.hooks import ADD, REPLACE, RowEdit
 from mgbench.engine.runner import GenerationSettings
 from mgbench.engine.sites import Site
 from mgbench.errors import ConfigError, SiteError, UnknownNameError
+from mgbench.experiments.catalog import validate
 from mgbench.experiments.decoderlens import decoderlens_grid, run_decoderlens
 from mgbench.experiments.interventions import intervention_grid, make_edit, run_interventions
 from mgbench.experiments.metrics import intervention_effect, ndcg, precision, self_similarity
@@ -113,13 +114,13 @@ def test_a_row_is_the_same_alone_or_in_any_batch(tmp_path):
 
 def test_selection_validation(session):
     with pytest.raises(SiteError, match="layer 9 is out of range"):
-        Selection(layers=(9,)).validate(session)
+        validate(session, Selection(layers=(9,)))
     with pytest.raises(UnknownNameError, match="unknown technique 'swap'"):
-        Selection(techniques=("swap",)).validate(session)
+        validate(session, Selection(techniques=("swap",)))
     with pytest.raises(UnknownNameError, match="unknown concept"):
-        Selection(concepts=("guitar", "kazoo")).validate(session)
+        validate(session, Selection(concepts=("guitar", "kazoo")))
     with pytest.raises(ConfigError, match="at least two concepts"):
-        Selection(concepts=("guitar",)).validate(session)
+        validate(session, Selection(concepts=("guitar",)))
     assert parse_layers("0,2-3") == (0, 2, 3) and parse_layers("all") is None
     with pytest.raises(ConfigError, match="cannot read layers"):
         parse_layers("1-x")
@@ -127,5 +128,5 @@ def test_selection_validation(session):
 
 def test_run_selection_tables(session):
     tables = run_selection(session, Selection(concepts=("guitar", "rock"), components=("mlp",), layers=(3,)))
-    assert set(tables) == {"decoderlens", "similarity", "interventions", "ceiling", "tunedlens", "tunedlens_fit"}
+    assert set(tables) == {"decoderlens", "similarity", "interventions", "ceiling", "tunedlens"}
     assert len(tables["interventions"]) == 2 * 2 * 2  # 2 techniques x 2 ordered pairs x 2 prompts

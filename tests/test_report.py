@@ -199,3 +199,13 @@ def test_layer_axes_have_whole_number_ticks(tmp_path, monkeypatch):
         ax.figure.canvas.draw()
         ticks = axis.get_majorticklocs()
         assert len(ticks) >= 2 and np.all(ticks == np.round(ticks)), ticks
+
+
+def test_a_pipe_in_a_cell_stays_in_its_cell():
+    """Markdown splits table cells at ``|``: text cells are escaped (the planted-truth table says ``|effect|``)."""
+    from mgbench.report.page import render_markdown
+
+    md = render_markdown([("table", pd.DataFrame({"expected": ["every |effect| < 1e-6"], "recovered": ["yes"]}))])
+    row = next(line for line in md.splitlines() if "effect" in line)
+    cells = re.split(r"(?<!\\)\|", row.strip().strip("|"))
+    assert [c.strip() for c in cells] == ["0", "every \\|effect\\| < 1e-6", "yes"]

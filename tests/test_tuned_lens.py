@@ -123,7 +123,7 @@ def test_toy_tuned_lens_is_at_chance_before_the_entry_and_reaches_the_full_model
     reached = run_check("tuned_reaches_final", tables, planted, layer=2)
     assert reached.holds, reached.detail
     assert run_check("tuned_reaches_final", tables, planted, layer=1).holds is False
-    fit = tables["tunedlens_fit"]
+    fit = tuned_lens(session)[1]
     assert list(fit.layer) == [0, 1, 2] and (fit.kl_tuned < fit.kl_cut).all()
 
 

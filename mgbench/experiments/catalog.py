@@ -64,7 +64,10 @@ def validate(session: Session, selection: Selection) -> Selection:
     for c in selection.components:
         if c not in COMPONENTS or c == "resid":
             raise unknown("component", c, [c for c in COMPONENTS if c != "resid"])
-    concepts = session.concepts.select(list(selection.concept_names(session.concepts.names)))
+    session.concepts.select(list(selection.concepts or []))  # unknown or repeated names are one-line errors
+    for concept in {c for pair in selection.pairs or [] for c in pair}:
+        session.concepts.get(concept)
+    concepts = session.concepts.select(selection.concept_names(session.concepts.names))
     for concept in concepts:
         session.prompts(concept.name)  # raises when the concept has fewer prompts than asked for
     paired = [e.name for e in experiments if e.pairs]

@@ -45,10 +45,19 @@ def _folds(blocks: list[Block]) -> list["str | None"]:
     return folds
 
 
+def _escaped(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``|`` in its text cells and index escaped (``\\|``): a bare one would split the cell."""
+    escape = lambda v: v.replace("|", "\\|") if isinstance(v, str) else v  # noqa: E731
+    out = table.map(escape)
+    if not isinstance(out.index, pd.MultiIndex):
+        out.index = out.index.map(escape)
+    return out
+
+
 def _markdown_table(table: pd.DataFrame) -> str:
     if isinstance(table.index, pd.MultiIndex):  # one column per key, not a column of tuples
-        return table.reset_index().to_markdown(index=False, floatfmt=".4g")
-    return table.to_markdown(floatfmt=".4g")
+        return _escaped(table.reset_index()).to_markdown(index=False, floatfmt=".4g")
+    return _escaped(table).to_markdown(floatfmt=".4g")
 
 
 def render_markdown(blocks: list[Block]) -> str:
