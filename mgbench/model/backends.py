@@ -47,15 +47,17 @@ def check_compile(backend: str, engine: str, compile_mode: "str | None") -> None
 
 
 def make_runner(loaded: LoadedMusicgen, settings: GenerationSettings, backend: str = "transformers",
-                padding: "str | None" = None, engine: str = "own", compile_mode: "str | None" = None) -> Runner:
+                padding: "str | None" = None, engine: str = "own", compile_mode: "str | None" = None,
+                batch_size: "int | None" = None) -> Runner:
     """A runner for ``loaded`` through ``backend`` (with ``padding``, default the backend's own). ``engine`` (own
-    decode loop or ``generate``) and ``compile_mode`` (``torch.compile`` of the own loop's step, static KV cache)
-    are the transformers backend's; audiocraft always runs its own ``generate``."""
+    decode loop or ``generate``) and ``compile_mode`` (``torch.compile`` of the own loop's step, static KV cache,
+    every batch padded to ``batch_size`` prompts) are the transformers backend's; audiocraft always runs its own
+    ``generate``."""
     padding = resolve_backend(backend, padding)
     check_compile(backend, engine, compile_mode)
     if backend == "transformers":
         return MusicgenRunner(loaded, settings, padding, engine=engine, cache="dynamic" if compile_mode is None
-                              else "static", compile_mode=compile_mode)
+                              else "static", compile_mode=compile_mode, batch_size=batch_size)
     if engine != "own":
         raise ConfigError(f"--engine {engine} is a choice of the transformers backend; the audiocraft backend runs "
                           "audiocraft's generate")
