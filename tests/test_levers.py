@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from mgbench.model import levers as levers_module
-from mgbench.model.levers import Levers, conditional_cross, filled_length, filled_sdpa, to_host
+from mgbench.model.decode import filled_length
+from mgbench.model.levers import Levers, conditional_cross, filled_sdpa, to_host
 from mgbench.model.loading import load_musicgen
 from mgbench.model.runner import GenerationSettings, MusicgenRunner
 

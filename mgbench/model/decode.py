@@ -22,7 +22,6 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.musicgen.modeling_musicgen import MusicgenSinusoidalPositionalEmbedding
 
 from .hooks import PERSISTENT_HOOK
-from .levers import filled_length
 from .taps import install
 
 #: picks one token per row from guided float32 scores ``(rows, vocab)``; ``step`` counts the codes so far (an int, or
@@ -108,6 +107,18 @@ def delay_pattern(model: torch.nn.Module, batch: int, steps: int, device: torch.
     return pattern.repeat(batch, 1).to(device)
 
 
+def filled_length(frames: int, size: int, length: int) -> int:
+    """The bucketed filled length of a cache of ``length`` holding ``frames`` frames (``size`` frames per bucket)."""
+    return min(length, -(-frames // size) * size)
+
+
+def allow_recompiles() -> None:
+    """Let torch compile up to ``RECOMPILE_LIMIT`` graphs per function (batch sizes x attention length buckets), and
+    make hitting the limit an error instead of a silent fall-back to eager."""
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
+
+
 def foreign_hooks(model: torch.nn.Module) -> list[str]:
     """The decoder's modules that carry hooks other than persistent ones (``hooks.persistent``)."""
     return [name or "decoder" for name, m in model.decoder.named_modules()
@@ -130,8 +141,7 @@ def compiled_decoder(model: torch.nn.Module, mode: str) -> torch.nn.Module:
     install(model.decoder.model.decoder.layers)  # before compiling, or a later install would be skipped
     compiled = getattr(model, COMPILED_ATTRIBUTE, {})
     if mode not in compiled:
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-        torch._dynamo.config.fail_on_recompile_limit_hit = True
+        allow_recompiles()
         compiled[mode] = torch.compile(model.decoder, mode=mode, dynamic=False)
         setattr(model, COMPILED_ATTRIBUTE, compiled)
     return compiled[mode]

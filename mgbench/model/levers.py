@@ -30,6 +30,8 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 from transformers.models.musicgen.modeling_musicgen import MusicgenAttention
 
+from .decode import allow_recompiles
+
 #: the attention implementation name of ``filled_sdpa``
 FILLED = "mgbench_filled_sdpa"
 CODEC_ATTRIBUTE = "_mgbench_codec_bfloat16"
@@ -80,11 +82,6 @@ def filled_attention(model: torch.nn.Module) -> Iterator[None]:
         config._attn_implementation = kind
 
 
-def filled_length(frames: int, size: int, length: int) -> int:
-    """The bucketed filled length of a cache of ``length`` holding ``frames`` frames (``size`` frames per bucket)."""
-    return min(length, -(-frames // size) * size)
-
-
 class _ConditionalCross(MusicgenAttention):
     """A cross-attention run on the first half of the rows (the conditional ones); the second half's output is 0."""
 
@@ -123,6 +120,7 @@ def codec(model: torch.nn.Module, compile_mode: "str | None" = None) -> torch.nn
     if kept is None:
         kept = copy.deepcopy(model.audio_encoder).to(torch.bfloat16)
         if compile_mode is not None:
+            allow_recompiles()  # its blocks share code at other shapes: one graph each
             kept.decoder = torch.compile(kept.decoder, mode=compile_mode, dynamic=False)
         setattr(model, CODEC_ATTRIBUTE, kept)
     return kept

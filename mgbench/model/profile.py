@@ -15,17 +15,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from .benchmark import sync
 from .decode import decode_audio, encode_text, guide, new_cache, presized_positions
 from .hooks import REPLACE, RowEdit, edit_hooks, installed
 from .loading import LoadedMusicgen
 from .runner import MusicgenRunner
 from .sites import PAPER_COMPONENTS, all_sites
-
-
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work (a no-op on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> float:

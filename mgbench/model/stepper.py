@@ -17,8 +17,9 @@ import torch
 from transformers.cache_utils import EncoderDecoderCache
 
 from . import decode
-from .decode import compiled_decoder, delay_pattern, encode_text, greedy, guide, loop_clock, undelayed
-from .levers import Levers, conditional_cross, filled_attention, filled_length
+from .decode import (compiled_decoder, delay_pattern, encode_text, filled_length, greedy, guide, loop_clock,
+                     undelayed)
+from .levers import Levers, conditional_cross, filled_attention
 from .sampling import CommonNoiseSampler, sample_top_k
 from .workspace import Workspace
 
