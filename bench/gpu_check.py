@@ -1,4 +1,4 @@
-"""The prepared GPU check (issue 28), run by ``bench/gpu_check.sh``: one CSV row per measurement, written as it finishes.
+"""The prepared GPU check (issue 28), run by ``bench/gpu_check.sh``: a CSV row per measurement, written as it finishes.
 
 In order, each part only while the time budget lasts (a part still running when the budget and its grace are spent
 is stopped and its row says so); every timing through ``mgbench.model.benchmark`` (warm-ups first, rounds interleaved,
@@ -10,8 +10,8 @@ CUDA events, median and spread):
    audio, SNR of bfloat16 against float32.
 3. ``levers``: small-random, bfloat16, batch 256, 4 s clips, CUDA graphs: today's loop, then each lever added
    (``mgbench.model.levers``): clips/s (median, min, max), a step's ms (CUDA events around the decode loop), the
-   fraction of ``mgbench.model.cost``'s limit, CUDA graphs recorded while warming up and while timed, codes equal to
-   today's.
+   fraction of ``mgbench.model.cost``'s limit, the KV cache read against the limit's (``cost.kv_read_ratio``), CUDA
+   graphs recorded while warming up and while timed, codes equal to today's.
 4. ``correctness``: 32 prompts alone and inside a batch of 256 (fraction of clips with identical codes; eager at its
    own batch size, and with fixed shapes); a null edit (adding 0 on every prompt) compiled and eager (fraction of
    clips unchanged); compiled against eager codes (fraction identical, first frame that differs).
@@ -31,15 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-
 from gpu_micro import attention_rows, codec_rows
+
 from mgbench.concepts.concept_set import load_concepts
 from mgbench.model import runner as runner_module
 from mgbench.model.architectures import SHAPES
 from mgbench.model.benchmark import graph_counts, interleaved, ratio, summary, watch_recordings
-from mgbench.model.cost import gpu_kind, hardware_limit
+from mgbench.model.cost import gpu_kind, hardware_limit, kv_read_ratio
 from mgbench.model.hooks import ADD, RowEdit
-from mgbench.model.levers import Levers
+from mgbench.model.levers import NO_LEVERS, Levers
 from mgbench.model.loading import load_musicgen
 from mgbench.model.profile import spread_edits
 from mgbench.model.runner import GenerationSettings, MusicgenRunner
@@ -112,7 +112,7 @@ class Bench:
             writer.writeheader()
             writer.writerows(self.rows)
 
-    def runner(self, levers: Levers = Levers(), batch: "int | None" = 0, compiled: bool = True,
+    def runner(self, levers: Levers = NO_LEVERS, batch: "int | None" = 0, compiled: bool = True,
                **kwargs) -> MusicgenRunner:
         """A runner of the model (``batch``: the size batches are padded to; 0: the plan's, None: no padding)."""
         return MusicgenRunner(self.loaded, self.settings, compile_mode=self.plan.compile_mode if compiled else None,
@@ -169,9 +169,10 @@ def levers(bench: Bench) -> None:
     warm = graph_counts()
     times = interleaved({name: (lambda r=r: r.generate(texts)) for name, r in runners.items()}, bench.device)
     timed = graph_counts()
-    limit = bench.limit(plan.batch)
+    limit, shape, bucket = bench.limit(plan.batch), SHAPES[plan.model.removesuffix("-random")], dict(bench.ladder)
     for name, stats in summary(times, plan.batch, bench.steps).iterrows():
         bench.write(part="levers", config=name, batch=plan.batch, seconds=plan.seconds, **stats.to_dict(),
+                    kv_read_ratio=kv_read_ratio(shape, plan.seconds, bucket[name].filled_attention),
                     fraction_of_limit=None if limit is None else stats.clips_per_s_median / limit,
                     codes_equal_today=bool(torch.equal(codes[name], codes["today"])),
                     graphs_warmup=warm["graphs"] - before["graphs"],

@@ -57,7 +57,7 @@ def attention_rows(rows: int, heads: int, head_dim: int, length: int, full: int,
                  for name in ("math", "efficient", "cudnn")}
     variants["flex"] = (_flex(q, k, v, length), length)
     out, working = [], {}
-    for name, (call, read) in variants.items():
+    for name, (call, _) in variants.items():
         try:
             call()
             working[name] = call

@@ -6,10 +6,14 @@ EnCodec lever leaves the codes alone and changes the audio by bfloat16 rounding 
 measured on a GPU by bench/gpu_check.py). Each check is also shown to fail when the lever is broken.
 """
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from mgbench.model import levers as levers_module
+from mgbench.model.architectures import SHAPES
+from mgbench.model.cost import kv_read_ratio, steps
 from mgbench.model.decode import filled_length
 from mgbench.model.levers import Levers, conditional_cross, filled_sdpa, to_host
 from mgbench.model.loading import load_musicgen
@@ -100,3 +104,29 @@ def test_audio_leaves_the_device_only_when_asked(exact, today):
 def test_levers_are_checked():
     with pytest.raises(ValueError, match="frames per bucket"):
         Levers(filled_attention=-1)
+
+
+@pytest.mark.parametrize("bucket", [1, 4, 1000])
+def test_the_cost_models_attention_reads_are_the_loops(exact, bucket, monkeypatch):
+    """``cost.kv_read_ratio`` against the key lengths the self-attention really reads in the loop (bucket 1: the
+    filled part exactly, the limit's assumption; 1000: the whole static cache, as without the lever)."""
+    seen = []
+
+    def probe(module, query, key, value, mask, filled=0, **kwargs):
+        out = filled_sdpa(module, query, key, value, mask, filled, **kwargs)
+        if module.is_causal and module.layer_idx == 0:
+            seen.append(min(filled or key.shape[2], key.shape[2]))
+        return out
+
+    monkeypatch.setattr(levers_module, "filled_sdpa", probe)
+    runner = MusicgenRunner(exact, SETTINGS, levers=Levers(filled_attention=bucket), batch_size=4)
+    runner.fit_text(PROMPTS)
+    runner.generate(PROMPTS)
+    text = runner.text_tokens
+    shape = replace(SHAPES["tiny"], text_tokens=text)
+    assert len(seen) == steps(SETTINGS.seconds) == runner.max_new_tokens
+    ideal = sum(t + text for t in range(1, len(seen) + 1))
+    assert kv_read_ratio(shape, SETTINGS.seconds, bucket) == pytest.approx(sum(r + text for r in seen) / ideal)
+    assert kv_read_ratio(shape, SETTINGS.seconds, 0) == kv_read_ratio(shape, SETTINGS.seconds, 1000) > 1
+    # small at 4 s: 203 steps reading the whole 204-frame cache and 24 text tokens, instead of 102 frames on average
+    assert kv_read_ratio(SHAPES["small"], 4.0) == pytest.approx((204 + 24) / (102 + 24))

@@ -18,7 +18,8 @@ from mgbench.experiments.interventions import InterventionRows, intervention_gri
 from mgbench.experiments.pipeline import Selection, run_selection
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.model.hooks import installed
-from mgbench.model.runner import GenerationSettings
+from mgbench.model.loading import load_musicgen
+from mgbench.model.runner import GenerationSettings, MusicgenRunner
 from mgbench.model.sites import Site
 
 CONCEPTS = ("guitar", "jazz", "piano")
@@ -70,3 +71,19 @@ def test_a_baseline_from_another_step_breaks_it(sessions, monkeypatch):
     effects = torch.tensor([e for start in range(0, len(grid), 4)
                             for e in InterventionRows(session)(grid.iloc[start:start + 4]).effect])
     assert effects.abs().max() > 0
+
+
+def test_a_pass_with_hooks_of_its_own_runs_the_eager_step():
+    """A pass whose decoder carries a hook of its own (the tuned lens's translator under a DecoderLens cut) cannot run
+    the compiled step, which would skip the hook without a word: it runs the eager step, with the same fixed shapes,
+    so its clips are the eager runner's exactly (and the hook acts)."""
+    settings, prompts = GenerationSettings(seconds=0.2, seed=3), ["jazz", "a rock song with drums", "piano"]
+    tiny = load_musicgen("tiny")  # its own copy: the compiled runner's hooks stay on it
+    compiled = MusicgenRunner(tiny, settings, cache="static", compile_mode="default", batch_size=4)
+    eager = MusicgenRunner(tiny, settings, fixed_shapes=True, batch_size=4)
+    shift = torch.randn(tiny.model.decoder.config.hidden_size, generator=torch.Generator().manual_seed(1))
+    lens = (tiny.decoder_layers[0], lambda module, args, output: output + shift)  # not constant: LayerNorm
+    with installed([lens]):
+        translated = compiled.generate(prompts, cut=1)
+        assert torch.equal(translated, eager.generate(prompts, cut=1))
+    assert not torch.equal(translated, eager.generate(prompts, cut=1))

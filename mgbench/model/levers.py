@@ -55,6 +55,10 @@ class Levers:
         return asdict(self)
 
 
+#: no lever pulled: today's loop
+NO_LEVERS = Levers()
+
+
 def filled_sdpa(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 attention_mask: "torch.Tensor | None", filled: int = 0, **kwargs) -> tuple[torch.Tensor, None]:
     """transformers' SDPA attention over the first ``filled`` positions of a self-attention's KV cache (0, or a

@@ -13,7 +13,7 @@ from ..errors import unknown
 from .batching import is_oom
 from .decode import decode_audio, decode_codes, foreign_hooks, greedy
 from .hooks import Capture, FrameClock, RowEdit, cut_decoder, edit_hooks, has_windows, installed
-from .levers import Levers, codec, to_host
+from .levers import NO_LEVERS, Levers, codec, to_host
 from .loading import LoadedMusicgen
 from .sampling import CommonNoiseSampler, SamplerLastList, prompt_key
 from .sites import COMPONENT_MODULES
@@ -120,18 +120,18 @@ class MusicgenRunner(RunnerBase):
 
     def __init__(self, loaded: LoadedMusicgen, settings: GenerationSettings = GenerationSettings(),
                  text_padding: str = "masked", engine: str = "own", cache: str = "dynamic",
-                 compile_mode: "str | None" = None, levers: Levers = Levers(), batch_size: "int | None" = None,
+                 compile_mode: "str | None" = None, levers: Levers = NO_LEVERS, batch_size: "int | None" = None,
                  fixed_shapes: "bool | None" = None):
         super().__init__(loaded, settings)
         if text_padding not in TEXT_PADDINGS:
             raise unknown("text padding", text_padding, TEXT_PADDINGS)
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
-        if (compile_mode is not None or levers != Levers() or fixed_shapes) and engine != "own":
+        if (compile_mode is not None or levers != NO_LEVERS or fixed_shapes) and engine != "own":
             raise ValueError("only the own engine compiles its decoder step, has fixed shapes and levers")
         self.text_padding, self.engine, self.cache, self.compile_mode = text_padding, engine, cache, compile_mode
         self.levers, self.batch_size = levers, batch_size
-        self.fixed = compile_mode is not None or levers != Levers() if fixed_shapes is None else fixed_shapes
+        self.fixed = compile_mode is not None or levers != NO_LEVERS if fixed_shapes is None else fixed_shapes
         if compile_mode is not None and not self.fixed:
             raise ValueError("a compiled step needs fixed shapes")
         self.text_tokens = 0  # the text bucket never shrinks: pinned by ``fit_text``, grown by a longer batch

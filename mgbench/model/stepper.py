@@ -17,9 +17,8 @@ import torch
 from transformers.cache_utils import EncoderDecoderCache
 
 from . import decode
-from .decode import (compiled_decoder, delay_pattern, encode_text, filled_length, greedy, guide, loop_clock,
-                     undelayed)
-from .levers import Levers, conditional_cross, filled_attention
+from .decode import compiled_decoder, delay_pattern, encode_text, filled_length, greedy, guide, loop_clock, undelayed
+from .levers import NO_LEVERS, Levers, conditional_cross, filled_attention
 from .sampling import CommonNoiseSampler, sample_top_k
 from .workspace import Workspace
 
@@ -70,7 +69,7 @@ def _levers(model: torch.nn.Module, levers: Levers, guided: bool) -> contextlib.
 
 def fixed_codes(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 cross_mask: "torch.Tensor | None", steps: int, guidance_scale: float,
-                sampler: "CommonNoiseSampler | None", levers: Levers = Levers(),
+                sampler: "CommonNoiseSampler | None", levers: Levers = NO_LEVERS,
                 compile_mode: "str | None" = None) -> torch.Tensor:
     """``decode.decode_codes`` for tokens padded to a fixed length, with the model's KV cache for the shape, the
     decoder compiled with ``compile_mode`` (or eager) and ``levers``: undelayed codes ``(batch, codebooks, frames)``."""

@@ -90,9 +90,9 @@ class Workspace:
 
     def codes(self, pattern: torch.Tensor, start: int,
               keys: "torch.Tensor | None" = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(codes, pattern, t, keys)`` buffers for a new batch of ``pattern``'s shape, each allocated once per shape at
-        a fixed address and filled in place: the codes (the pattern with the start token in column 0), the pattern,
-        the frame counter ``t`` (0) and the sampler's per-row noise ``keys`` (if any)."""
+        """``(codes, pattern, t, keys)`` buffers for a new batch of ``pattern``'s shape, each allocated once per shape
+        at a fixed address and filled in place: the codes (the pattern with the start token in column 0), the
+        pattern, the frame counter ``t`` (0) and the sampler's per-row noise ``keys`` (if any)."""
         key = tuple(pattern.shape)
         if key not in self.buffers:
             self.buffers[key] = (static(torch.empty_like(pattern)), static(torch.empty_like(pattern)),
