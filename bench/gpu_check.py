@@ -17,6 +17,7 @@ CUDA events, median and spread):
    clips unchanged); compiled against eager codes (fraction identical, first frame that differs).
 5. ``done_when``: batch 512, every lever, against ``generate`` in the same rounds: clips/s, fraction of the limit,
    own/generate, and the hook overhead of an edit on every prompt (same graph), with their spread.
+``--parts profile`` profiles one generation with every lever instead (``profile.txt``).
 ``--device cpu`` is a dry run of the same code: the tiny model, short clips, dynamo's eager backend, small shapes.
 """
 
@@ -238,8 +239,33 @@ def done_when(bench: Bench) -> None:
                 hook_overhead_min=overhead["min"] - 1, hook_overhead_max=overhead["max"] - 1)
 
 
+def profile(bench: Bench) -> None:
+    """One generation with every lever under ``torch.profiler`` after warm-ups (not in the default parts: run it with
+    ``--parts profile``): its wall time against the device's busy time, and the operations that take the host's and
+    the device's time (``profile.txt``)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiled
+
+    runner, texts = bench.runner(bench.ladder[-1][1]), prompts(bench.plan.batch)
+    interleaved({"levers": lambda: runner.generate(texts)}, bench.device)  # compiles, records, warms up
+    cuda = bench.device.type == "cuda"
+    start = time.perf_counter()
+    with profiled(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        runner.generate(texts)
+        torch.cuda.synchronize() if cuda else None
+    wall_ms = 1e3 * (time.perf_counter() - start)
+    events = prof.key_averages()
+    # kernels are counted once, under the host operation that launched them (a graph replay holds its kernels)
+    busy_ms = sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CPU) / 1e3
+    sorts = ("self_device_time_total", "cpu_time_total") if cuda else ("self_cpu_time_total",)
+    (bench.out / "profile.txt").write_text("\n\n".join(events.table(sort_by=key, row_limit=25) for key in sorts))
+    bench.write(part="profile", batch=bench.plan.batch, seconds=bench.plan.seconds, wall_ms=wall_ms,
+                device_busy_ms=busy_ms, device_busy_share=busy_ms / wall_ms)
+
+
 PARTS = [("attention", attention), ("codec", codec), ("levers", levers), ("correctness", correctness),
-         ("done_when", done_when)]  # the order of priority: a part starts only while the budget lasts
+         ("done_when", done_when), ("profile", profile)]  # in order of priority, while the budget lasts
 
 
 def main() -> None:
@@ -248,7 +274,8 @@ def main() -> None:
     p.add_argument("--out", default="results/gpu-check", help="the CSV's folder")
     p.add_argument("--budget-s", type=float, default=400, help="start no part after this many seconds")
     p.add_argument("--grace-s", type=float, default=40, help="then stop the running part after this many more")
-    p.add_argument("--parts", default=",".join(name for name, _ in PARTS), help="comma list of parts to run")
+    p.add_argument("--parts", default=",".join(name for name, _ in PARTS[:-1]),
+                   help="comma list of parts to run (default: all but profile)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -155,3 +155,37 @@ def test_out_of_memory_shrinks_the_compiled_batch(tiny, monkeypatch):
     done = []
     OomBackoff(lambda batch: runner.generate(list(batch.prompt)), done.append)(pd.DataFrame({"prompt": list("abcd")}))
     assert sizes == [4, 2, 2] and runner.batch_size == 2 and [len(a) for a in done] == [2, 2]
+
+
+@pytest.mark.parametrize("levers", [Levers(), LEVERS], ids=["today", "levers"])
+@pytest.mark.parametrize("broken", [False, True])
+def test_the_fixed_shape_steps_read_nothing_on_the_host(levers, broken, monkeypatch):
+    """Inside the steps of the fixed-shape loop (the decoder step, or the in-graph sampler's frame steps), with
+    edits, capture taps and a cut, nothing is read back to the host: on a GPU no step waits for the queue. Broken on
+    purpose: transformers' position table, which checks the static cache's length on the host at every step."""
+    import contextlib
+
+    from test_decode import HostReads
+
+    from mgbench.model import decode, stepper
+
+    reads = HostReads()
+
+    def counted(step):
+        def run(*args, **kwargs):
+            with reads:
+                return step(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(decode, "_decode_steps", counted(decode._decode_steps))
+    monkeypatch.setattr(stepper, "frame_step", counted(stepper.frame_step))
+    monkeypatch.setattr(stepper, "compiled_frame_step", lambda model, mode: stepper.frame_step)
+    monkeypatch.setattr(stepper, "compiled_decoder", lambda model, mode: model.decoder)  # the eager step, traced
+    if broken:
+        monkeypatch.setattr(decode, "presized_positions", lambda model, length: contextlib.nullcontext())
+    loaded = load_musicgen("tiny", dtype=torch.float32)
+    runner = MusicgenRunner(loaded, SETTINGS, cache="static", compile_mode="default", levers=levers, batch_size=3)
+    (prompts, _), (edited, kwargs) = _sweep(loaded)[:2]
+    runner.generate(prompts, capture=Capture(all_sites(loaded.num_layers, ("mlp",))), cut=2)
+    runner.generate(edited, **kwargs)
+    assert (reads.count >= runner.max_new_tokens) if broken else (reads.count == 0), reads.count
