@@ -4,8 +4,10 @@
 (the offline random models), ``runner`` (prompts -> audio: the ``Runner`` protocol and the transformers
 runner), ``decode`` (mgbench's own decode loop), ``backends`` (transformers or audiocraft:
 ``audiocraft_runner``, ``audiocraft_lm``, ``audiocraft_keys``), ``sampling`` (common random numbers),
-``sites`` and ``hooks`` (where and how to intervene), ``slots`` (the persistent edit hooks of a compiled step),
-``batching`` (rows per call, out-of-memory back-off), ``cost`` (FLOPs and the hardware limit), ``profile``
-(where a step's time goes). Imports ``concepts`` (the tiny tokenizer's vocabulary), ``errors``,
+``sites`` and ``hooks`` (where and how to intervene), ``slots`` and ``taps`` (the persistent edit, capture and
+cut hooks of a compiled step), ``stepper`` and ``workspace`` (the fixed-shape loop every pass of a compiled run
+takes: text buckets, padded batches, one KV cache per shape), ``levers`` (optional speed levers), ``batching``
+(rows per call, out-of-memory back-off), ``cost`` (FLOPs and the hardware limit), ``profile`` (where a step's
+time goes), ``benchmark`` (how a device number is timed). Imports ``concepts`` (the tiny tokenizer's vocabulary), ``errors``,
 ``paths``.
 """
