@@ -8,6 +8,6 @@ runner), ``decode`` (mgbench's own decode loop), ``backends`` (transformers or a
 cut hooks of a compiled step), ``stepper`` and ``workspace`` (the fixed-shape loop every pass of a compiled run
 takes: text buckets, padded batches, one KV cache per shape), ``levers`` (optional speed levers), ``batching``
 (rows per call, out-of-memory back-off), ``cost`` (FLOPs and the hardware limit), ``profile`` (where a step's
-time goes), ``benchmark`` (how a device number is timed). Imports ``concepts`` (the tiny tokenizer's vocabulary), ``errors``,
-``paths``.
+time goes), ``benchmark`` (how a device number is timed). Imports ``concepts`` (the tiny tokenizer's
+vocabulary), ``errors``, ``paths``.
 """
