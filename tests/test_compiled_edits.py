@@ -115,13 +115,18 @@ def test_compiled_runner_captures_and_cuts_with_its_own_step(compiled_pair, prom
 
 
 def test_compiled_rows_are_stored_apart_from_eager_ones(tmp_path):
-    """``--compile`` picks the static cache and is part of the store key (its kernels round differently); off, the
-    key is the eager run's."""
+    """``--compile`` picks the static cache and is part of the store key, with the batch size every batch is padded
+    to (its kernels round differently, and by shape) and a mark that every pass runs the compiled step (a store of
+    the compiled runs from before, whose baselines came from the eager step, is not read); off, the key is the
+    eager run's."""
     from mgbench.experiments.session import RunConfig, Session
 
-    configs = [RunConfig(model="tiny", prompts=1, cache=str(tmp_path), compile_mode=m) for m in (None, "default")]
+    configs = [RunConfig(model="tiny", prompts=1, cache=str(tmp_path), compile_mode=m, batch_size=4)
+               for m in (None, "default")]
     eager, compiled = (Session(c) for c in configs)
-    assert "compile" not in eager.key() and compiled.key() == {**eager.key(), "compile": "default"}
+    assert "compile" not in eager.key()
+    assert compiled.key() == {**eager.key(), "compile": {"mode": "default", "passes": "one step", "batch": 4}}
+    assert compiled.runner.batch_size == 4 and compiled.runner.fixed
     assert (compiled.runner.cache, compiled.runner.compile_mode) == ("static", "default")
     assert (eager.runner.cache, eager.runner.compile_mode) == ("dynamic", None)
 

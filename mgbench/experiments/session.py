@@ -160,8 +160,8 @@ class Session:
                "prompts": c.prompts, "generation": c.generation.as_dict(), "odds": c.odds, "dtype": c.resolved_dtype,
                "both_halves": c.both_halves, "backend": c.backend, "text_padding": c.resolved_text_padding,
                "concepts": hashlib.sha256(concept_data.encode()).hexdigest()[:16]}
-        if c.compile_mode is not None:  # compiled kernels round differently: their rows are kept apart
-            key["compile"] = c.compile_mode
+        if c.compile_mode is not None:  # compiled kernels round differently, and by shape: their rows are kept apart
+            key["compile"] = {"mode": c.compile_mode, "passes": "one step", "batch": self.batch_size}
         if c.recognizer != "passt":  # PaSST's keys are those from before recognizers could be chosen
             key["recognizer"] = c.recognizer
         return key
