@@ -12,6 +12,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mgbench.model.benchmark import interleaved
+from mgbench.model.levers import int_padded
 
 REPEAT = 20
 BACKENDS = {"math": SDPBackend.MATH, "efficient": SDPBackend.EFFICIENT_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
@@ -76,8 +77,8 @@ def attention_rows(rows: int, heads: int, head_dim: int, length: int, full: int,
 def codec_rows(codec: torch.nn.Module, clips: int, codebooks: int, frames: int, frame_rate: int,
                device: torch.device) -> list[dict]:
     """EnCodec decoding ``clips`` clips of random codes in float32 and in bfloat16 (a copy, as ``levers.codec`` makes
-    it): milliseconds per second of audio, and bfloat16's SNR against float32 (dB)."""
-    half = copy.deepcopy(codec).to(torch.bfloat16)
+    it, uncompiled): milliseconds per second of audio, and bfloat16's SNR against float32 (dB)."""
+    half = int_padded(copy.deepcopy(codec).to(torch.bfloat16))
     codes = torch.randint(0, codec.config.codebook_size, (1, clips, codebooks, frames), device=device)
     decode = {name: (lambda m=m: m.decode(codes, audio_scales=[None] * clips).audio_values)
               for name, m in (("float32", codec), ("bfloat16", half))}

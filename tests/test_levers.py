@@ -6,6 +6,7 @@ EnCodec lever leaves the codes alone and changes the audio by bfloat16 rounding 
 measured on a GPU by bench/gpu_check.py). Each check is also shown to fail when the lever is broken.
 """
 
+import copy
 from dataclasses import replace
 
 import pytest
@@ -130,3 +131,28 @@ def test_the_cost_models_attention_reads_are_the_loops(exact, bucket, monkeypatc
     assert kv_read_ratio(shape, SETTINGS.seconds, 0) == kv_read_ratio(shape, SETTINGS.seconds, 1000) > 1
     # small at 4 s: 203 steps reading the whole 204-frame cache and 24 text tokens, instead of 102 frames on average
     assert kv_read_ratio(SHAPES["small"], 4.0) == pytest.approx((204 + 24) / (102 + 24))
+
+
+@pytest.mark.parametrize("int_padding", [True, False])
+def test_the_bfloat16_codec_is_one_graph_with_the_same_numbers(exact, int_padding, monkeypatch):
+    """The codec lever's copy reckons its convolutions' padding in ints: the same audio as transformers' EnCodec, and
+    compiled (dynamo's eager backend) one graph without breaks. Broken on purpose: transformers' tensor paddings
+    break the graph (and read the host at every convolution)."""
+    from torch._dynamo.utils import counters
+
+    if not int_padding:
+        monkeypatch.setattr(levers_module, "int_padded", lambda codec_model: codec_model)
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None, dynamic=None: real(fn, backend="eager",
+                                                                                   dynamic=dynamic))
+    monkeypatch.setattr(exact.model, levers_module.CODEC_ATTRIBUTE, None, raising=False)  # a copy of its own
+    kept = levers_module.codec(exact.model, "default")
+    codes = torch.randint(0, 2048, (1, 2, 4, 15), generator=torch.Generator().manual_seed(0))
+    expected = copy.deepcopy(exact.model.audio_encoder).to(torch.bfloat16).decode(codes, [None] * 2).audio_values
+    torch._dynamo.reset()
+    counters.clear()
+    with torch.no_grad():
+        audio = kept.decode(codes, [None] * 2).audio_values
+    assert torch.equal(audio, expected)
+    graphs, breaks = counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
+    assert (graphs, breaks) == (1, 0) if int_padding else graphs > 1

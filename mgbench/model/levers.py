@@ -9,7 +9,8 @@ expected to buy); on the CPU each is tested for the codes of today's eager loop 
 - ``conditional_cross``: cross-attention for the conditional rows only. The unconditional rows' text states
   are zero and MusicGen's attention projections have no bias, so their cross-attention output is exactly 0
   (checked: ``conditional_cross`` refuses a decoder with biases); it is filled in as zeros.
-- ``codec_bfloat16``: EnCodec decodes in bfloat16 (a copy kept with the model; compiled with the step's mode).
+- ``codec_bfloat16``: EnCodec decodes in bfloat16 (a copy kept with the model, its padding reckoned in ints so that
+  it reads nothing back and compiles to one graph; compiled with the step's mode).
   Codes are untouched; the audio differs from float32's by the error ``bench/gpu_check.py`` states as an SNR.
 - ``audio_on_device``: the runner returns the audio on the model's device, for a classifier there; where audio
   must leave the device it goes through pinned memory (``to_host``).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -28,6 +30,7 @@ import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+from transformers.models.encodec.modeling_encodec import EncodecConv1d
 from transformers.models.musicgen.modeling_musicgen import MusicgenAttention
 
 from .decode import allow_recompiles
@@ -118,13 +121,40 @@ def conditional_cross(model: torch.nn.Module) -> Iterator[None]:
             m.__class__ = kind
 
 
+class _IntPaddedConv1d(EncodecConv1d):
+    """EnCodec's padded convolution with its padding reckoned in Python ints: transformers keeps stride, kernel and
+    padding in tensor buffers, so every convolution reads them back on the host (a GPU sync, two per convolution)
+    and breaks a compiled graph. The same paddings, so the same numbers."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        length, stride = hidden_states.shape[-1], self.conv.stride[0]
+        kernel = (self.conv.kernel_size[0] - 1) * self.conv.dilation[0] + 1
+        padding_total = kernel - stride
+        frames = math.ceil((length - kernel + padding_total) / stride + 1) - 1
+        extra = frames * stride + kernel - padding_total - length
+        right = 0 if self.causal else padding_total // 2
+        hidden_states = self._pad1d(hidden_states, (padding_total - right, right + extra), mode=self.pad_mode)
+        hidden_states = self.conv(hidden_states)
+        return self.norm(hidden_states) if self.norm_type == "time_group_norm" else hidden_states
+
+
+def int_padded(codec_model: torch.nn.Module) -> torch.nn.Module:
+    """``codec_model`` with its padded convolutions reckoned in Python ints (``_IntPaddedConv1d``), in place."""
+    for module in codec_model.modules():
+        if type(module) is EncodecConv1d:
+            module.__class__ = _IntPaddedConv1d
+    return codec_model
+
+
 def codec(model: torch.nn.Module, compile_mode: "str | None" = None) -> torch.nn.Module:
-    """EnCodec in bfloat16: a copy kept with ``model`` (its SEANet decoder compiled with ``compile_mode``, if any)."""
+    """EnCodec in bfloat16: a copy kept with ``model``, its padding in ints (``int_padded``), its SEANet decoder
+    compiled with ``compile_mode`` (if any) as one graph."""
     kept = getattr(model, CODEC_ATTRIBUTE, None)
     if kept is None:
-        kept = copy.deepcopy(model.audio_encoder).to(torch.bfloat16)
+        kept = int_padded(copy.deepcopy(model.audio_encoder).to(torch.bfloat16))
         if compile_mode is not None:
-            allow_recompiles()  # its blocks share code at other shapes: one graph each
+            allow_recompiles()
+            torch._dynamo.config.allow_rnn = True  # trace its LSTM: else 9 graph breaks around it
             kept.decoder = torch.compile(kept.decoder, mode=compile_mode, dynamic=False)
         setattr(model, CODEC_ATTRIBUTE, kept)
     return kept
