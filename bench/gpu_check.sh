@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# The prepared GPU check (issue 14, part 5), for a lent H100/H200: at most about 5 minutes, a few files under $OUT.
-#   bench/gpu_check.py (budget $BUDGET_S = 200 s, then 40 s of grace, then the running part is stopped): tiny on
-#   CUDA vs CPU and the syncs in the loop; small-random generate vs own loop eager (float32 batch 64, bfloat16 batch
-#   256), plain and edited (hook overhead); the per-step split; the toy world's effects in float32 / bfloat16 / CUDA
-#   graphs vs the CPU; then compiled and CUDA-graph throughput and medium-random -> $OUT/gpu_check.csv (also
-#   printed at the end), $OUT/gpu_check.log
-#   PROFILE=1 instead profiles one CUDA-graph generation (small-random, bfloat16, batch 256) -> $OUT/profile.txt
+# The prepared GPU check (issue 28), for a lent H100/H200: at most 8 minutes, a few files under $OUT.
+#   bench/gpu_check.py, parts in order while its budget lasts ($BUDGET_S = 400 s to start a part, then 40 s of grace,
+#   then the running part is stopped; the timeout below stops anything left at 470 s): single-query attention per
+#   backend; EnCodec float32 vs bfloat16; small-random bfloat16 batch 256 at 4 s with CUDA graphs, today's loop and
+#   each lever added; correctness (alone vs in a batch, null edit, compiled vs eager); batch 512 with every lever
+#   against generate, plain and edited -> $OUT/gpu_check.csv (a row per measurement, written as it finishes; also
+#   printed at the end), $OUT/gpu_check.log, $OUT/gpu.csv (nvidia-smi).
+#   PARTS=profile instead profiles one generation with every lever -> $OUT/profile.txt (about 2 minutes).
 #   BENCH=1 also runs the tiny bench suite on CUDA (golden values checked as on the CPU; 80 s at most).
+# Expected on an H200: about 7-8 minutes (compiling is most of it: about 35 s for the first graph of small-random,
+#   10-20 s for each further one; the levers part compiles 7 decoder graphs and EnCodec once).
 # Models and caches go to $WORK (default /tmp/mgbench-gpu), never $OUT. No pipes: a stopped run leaves no process
-# holding them open (the first run on a GPU hung so, and nothing came back; docs/performance.md).
-# Dry run on a CPU: DEVICE=cpu bench/gpu_check.sh (tiny models, a short plan).
+# holding them open.
+# Dry run on a CPU (tiny model, short clips, dynamo's eager backend; about 1.5 minutes on 2 cores):
+#   DEVICE=cpu bench/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-results/gpu-check}
@@ -20,8 +24,8 @@ export PYTHONUNBUFFERED=1 MGBENCH_HOME=${MGBENCH_HOME:-$WORK/home} TORCHINDUCTOR
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's mgbench
 if [[ $DEVICE == cuda ]]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$OUT/gpu.csv" 2>&1
-  timeout -k 10 300 python bench/gpu_check.py --device cuda --out "$OUT" --work "$WORK" --budget-s "${BUDGET_S:-200}" \
-    ${PROFILE:+--profile} > "$OUT/gpu_check.log" 2>&1
+  timeout -k 10 470 python bench/gpu_check.py --device cuda --out "$OUT" --budget-s "${BUDGET_S:-400}" \
+    ${PARTS:+--parts "$PARTS"} > "$OUT/gpu_check.log" 2>&1
   echo "gpu_check.py: exit $?"
   if [[ ${BENCH:-0} == 1 ]]; then
     # the plugin's entry point exists only where mgbench is pip-installed
@@ -32,8 +36,8 @@ if [[ $DEVICE == cuda ]]; then
     echo "tiny bench on CUDA: exit $? ($(tail -1 "$OUT/bench-tiny.log"))"
   fi
 else
-  python bench/gpu_check.py --device cpu --out "$OUT" --work "$WORK" --seconds 0.5 --budget-s "${BUDGET_S:-200}" \
-    ${PROFILE:+--profile} > "$OUT/gpu_check.log" 2>&1
+  python bench/gpu_check.py --device cpu --out "$OUT" --budget-s "${BUDGET_S:-400}" ${PARTS:+--parts "$PARTS"} \
+    > "$OUT/gpu_check.log" 2>&1
   echo "gpu_check.py: exit $?"
 fi
 cat "$OUT/gpu_check.csv"

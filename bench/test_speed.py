@@ -1,7 +1,8 @@
 """Speed benchmarks (pytest-benchmark): the batched sweep against the naive loop, and GPU throughput.
 
 GPU throughput (``--gpu``) runs each size's checkpoint, or where its weights are not cached the same
-architecture with random weights (``small-random``, ...: built offline on first use).
+architecture with random weights (``small-random``, ...: built offline on first use), timed as every GPU number is
+(``mgbench/perf/benchmark.py``: warm-ups, interleaved rounds, CUDA events, median and spread).
 
 The naive loop is one generate call per (pair, site) with the prompts batched, as a direct reading
 of the paper would run it; the batched sweep packs rows of many pairs and sites into each call.
@@ -25,6 +26,7 @@ from mgbench.engine.sites import all_sites
 from mgbench.experiments.interventions import InterventionRows, intervention_grid
 from mgbench.experiments.resume import chunks
 from mgbench.experiments.session import RunConfig, Session
+from mgbench.perf.benchmark import interleaved, summary
 from mgbench.perf.cost import gpu_kind, hardware_limit
 from mgbench.perf.profile import step_split
 from mgbench.zoo.architectures import SHAPES
@@ -91,23 +93,24 @@ def test_speed_own_loop_vs_generate(model, prompts, rounds, bench_record):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("size", ["small", "medium", "large"])
-def test_speed_gpu(size, benchmark, tmp_path, bench_record):
+def test_speed_gpu(size, tmp_path, bench_record):
+    """A batch of intervention rows on the GPU, timed by ``mgbench.perf.benchmark`` (warm-ups, 5 rounds, CUDA
+    events): clips/s median and spread, a step's ms, peak memory and the fraction of the hardware limit."""
     # speed does not depend on the weights' values: without the checkpoint, its architecture with random weights
     model = size if is_available(size) else f"{size}-random"
     session = _sweep_session(model, "cuda", prompts=8, seconds=4.0, tmp_path=tmp_path)
     grid = intervention_grid(CONCEPTS, ["replace"], all_sites(session.musicgen.num_layers, ["mlp"]), 8)
     grid = grid.iloc[: session.batch_size]
     rows = InterventionRows(session)
-    rows(grid.iloc[:8])  # warm-up
     torch.cuda.reset_peak_memory_stats()
-    benchmark.pedantic(lambda: rows(grid), rounds=2, iterations=1)
-    rate = len(grid) / benchmark.stats.stats.mean
+    times = interleaved({"sweep": lambda: rows(grid)}, torch.device("cuda"))
+    stats = summary(times, len(grid), session.runner.max_new_tokens).loc["sweep"]
     gpu = gpu_kind(torch.cuda.get_device_name())
     limit = hardware_limit(SHAPES[size], 4.0, gpu, batch=len(grid)) if gpu else float("nan")
-    values = dict(clips_per_s=rate, batch_size=len(grid), peak_gib=torch.cuda.max_memory_allocated() / 2**30,
-                  hardware_limit_clips_per_s=limit, fraction_of_limit=rate / limit)
-    benchmark.extra_info.update(values)
-    bench_record(f"speed-{model}-gpu", **values)
+    bench_record(f"speed-{model}-gpu", clips_per_s=stats.clips_per_s_median, clips_per_s_min=stats.clips_per_s_min,
+                 clips_per_s_max=stats.clips_per_s_max, step_ms=stats.step_ms_median, batch_size=len(grid),
+                 peak_gib=torch.cuda.max_memory_allocated() / 2**30, hardware_limit_clips_per_s=limit,
+                 fraction_of_limit=stats.clips_per_s_median / limit)
 
 
 @pytest.mark.parametrize("model", ["tiny", "small-random"])

@@ -1,11 +1,12 @@
-"""Edits in a compiled decoder step: edit slots (``mgbench/model/slots.py``) against per-batch hooks.
+"""Edits in a compiled decoder step: edit slots (``mgbench/engine/slots.py``) against per-batch hooks.
 
 ``torch.compile`` silently skips forward hooks registered after compiling, so a compiled run with per-batch
 edit hooks would equal the plain run with no error (the silent-hook trap). Edit slots are installed before
 compiling and driven by tensors set in place. Here: uncompiled, slots give the per-batch hooks' clips bit for
 bit; compiled (inductor, on this CPU ~30 s per graph), an edited run differs from the plain one and equals the
-uncompiled edited run within float32 rounding, also when the step was compiled before any edit; and the
-trap is real: per-batch hooks passed off as persistent are skipped by the compiled steps.
+uncompiled edited run within float32 rounding, also when the step was compiled before any edit; captures and
+cuts run the same compiled step (``taps.py``); and the trap is real: per-batch hooks passed off as persistent are
+skipped by the compiled steps.
 """
 
 import contextlib
@@ -97,24 +98,35 @@ def test_compiling_installs_the_slots_first(prompts):
     assert all(m._forward_hooks for m in EditSlots.on(loaded.decoder_layers).modules)
 
 
-def test_compiled_runner_runs_captures_and_cuts_uncompiled(compiled_pair, prompts):
+def test_compiled_runner_captures_and_cuts_with_its_own_step(compiled_pair, prompts):
+    """Captures and cuts run the compiled step too (capture taps and cut gates, ``taps.py``): a captured batch gives
+    the compiled plain batch's clips exactly, its means and its cut clips are the uncompiled ones within float32
+    rounding, and a cut differs from the full decoder."""
     compiled, eager = compiled_pair
     captures = [Capture([Site(0, "mlp"), Site(1, "resid")]) for _ in range(2)]
-    for runner, capture in zip((compiled, eager), captures):
-        runner.generate(prompts, capture=capture)
+    audio = [runner.generate(prompts, capture=capture) for runner, capture in zip((compiled, eager), captures)]
+    assert torch.equal(audio[0], compiled.generate(prompts))
     for site in captures[0].sites:
-        assert torch.equal(captures[0].row_means(site), captures[1].row_means(site))
-    assert torch.equal(compiled.generate(prompts, cut=1), eager.generate(prompts, cut=1))
+        assert captures[0].steps[site] == captures[1].steps[site] == compiled.max_new_tokens
+        torch.testing.assert_close(captures[0].row_means(site), captures[1].row_means(site), atol=1e-4, rtol=1e-5)
+    cut = compiled.generate(prompts, cut=1)
+    torch.testing.assert_close(cut, eager.generate(prompts, cut=1), atol=1e-4, rtol=0)
+    assert (cut - audio[0]).abs().max() > 1e-2
 
 
 def test_compiled_rows_are_stored_apart_from_eager_ones(tmp_path):
-    """``--compile`` picks the static cache and is part of the store key (its kernels round differently); off, the
-    key is the eager run's."""
+    """``--compile`` picks the static cache and is part of the store key, with the batch size every batch is padded
+    to (its kernels round differently, and by shape) and a mark that every pass runs the compiled step (a store of
+    the compiled runs from before, whose baselines came from the eager step, is not read); off, the key is the
+    eager run's."""
     from mgbench.experiments.session import RunConfig, Session
 
-    configs = [RunConfig(model="tiny", prompts=1, cache=str(tmp_path), compile_mode=m) for m in (None, "default")]
+    configs = [RunConfig(model="tiny", prompts=1, cache=str(tmp_path), compile_mode=m, batch_size=4)
+               for m in (None, "default")]
     eager, compiled = (Session(c) for c in configs)
-    assert "compile" not in eager.key() and compiled.key() == {**eager.key(), "compile": "default"}
+    assert "compile" not in eager.key()
+    assert compiled.key() == {**eager.key(), "compile": {"mode": "default", "passes": "one step", "batch": 4}}
+    assert compiled.runner.batch_size == 4 and compiled.runner.fixed
     assert (compiled.runner.cache, compiled.runner.compile_mode) == ("static", "default")
     assert (eager.runner.cache, eager.runner.compile_mode) == ("dynamic", None)
 

@@ -11,6 +11,7 @@ device at every step. Hook data now lives on the model's device, built once per 
 """
 
 import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -18,10 +19,15 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from mgbench.engine.decode import presized_positions
 from mgbench.engine.hooks import ADD, REPLACE, Capture, RowEdit, edit_hooks, installed
+from mgbench.engine.levers import conditional_cross, filled_attention
 from mgbench.engine.sampling import CommonNoiseSampler, gumbel_noise
 from mgbench.engine.sites import TRANSFORMERS_SITES, Site, all_sites
 from mgbench.engine.slots import EditSlots
+from mgbench.engine.stepper import frame_step
+from mgbench.engine.taps import install
+from mgbench.engine.workspace import Workspace
 
 CUDA = torch.device("cuda", 0)
 
@@ -157,3 +163,34 @@ def test_edit_slots_on_cuda_copy_nothing_per_step(fake_cuda, tiny):
                 decoder(**inputs)
     assert h2d.copies == []
     assert logits.device == CUDA and {slots.mask.device, slots.values.device, slots.add.device} == {CUDA}
+
+
+def test_the_fixed_shape_step_on_cuda_copies_nothing(fake_cuda, tiny):
+    """The compiled path's step on fake CUDA, with every lever on the decoder: capture taps, cut gates and edit slots
+    on the device, a static KV cache and the in-graph sampler's buffers (``workspace.py``), guidance and sampling in
+    ``stepper.frame_step`` driven by a frame counter on the device. After the set-up step, steps make no
+    host-to-device copy and mix no devices; the codes, taps and counter stay on the device."""
+    decoder = _build_fake_decoder(fake_cuda, tiny.model.config, torch.float32)  # hooks stay on it: its own copy
+    model = SimpleNamespace(decoder=decoder)
+    layers, hidden, k = decoder.model.decoder.layers, decoder.config.hidden_size, decoder.num_codebooks
+    with fake_cuda, torch.no_grad():
+        slots, taps, gates = install(layers)
+        taps.start(4)
+        sampler = CommonNoiseSampler([11, 12], num_codebooks=k, seed=5, top_k=250)
+        pattern = torch.full((2 * k, 6), -1, dtype=torch.long, device="cuda")
+        codes, pattern, t, keys = Workspace(model).codes(pattern, 2048, sampler.device_keys(CUDA))
+        kv = Workspace(model).cache(4, 6, 5, 2)
+        states = torch.zeros(4, 5, hidden, device=CUDA)
+        step = lambda filled: frame_step(decoder, codes, pattern, t, states, None, kv, 3.0, keys,  # noqa: E731
+                                         (5, 250, 1.0), filled)
+        edits = [RowEdit(Site(0, "mlp"), ADD, torch.randn(hidden)), None]
+        with slots.applied(edits), gates.cut(1), presized_positions(model, 6), filled_attention(model), \
+                conditional_cross(model):
+            step(2)  # set-up: the caches' lazy allocation
+            with HostToDevice() as h2d:
+                step(4)
+                step(4)
+            with pytest.raises(RuntimeError, match="two different devices"):  # noise keys left on the host
+                frame_step(decoder, codes, pattern, t, states, None, kv, 3.0, keys.cpu(), (5, 250, 1.0), 4)
+    assert h2d.copies == []
+    assert {codes.device, t.device, taps.sums.device, gates.live.device} == {CUDA}

@@ -25,6 +25,7 @@ def get_backend(name: str) -> Backend:
 
 
 def make_runner(loaded: LoadedMusicgen, settings: GenerationSettings, backend: str = "transformers",
-                padding: "str | None" = None, engine: str = "own", compile_mode: "str | None" = None) -> Runner:
+                padding: "str | None" = None, engine: str = "own", compile_mode: "str | None" = None,
+                batch_size: "int | None" = None) -> Runner:
     """A runner for ``loaded`` through ``backend`` (``Backend.runner``)."""
-    return get_backend(backend).runner(loaded, settings, padding, engine, compile_mode)
+    return get_backend(backend).runner(loaded, settings, padding, engine, compile_mode, batch_size)

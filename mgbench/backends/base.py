@@ -21,8 +21,8 @@ CAPABILITIES = {
     "compile": "a compiled decoder step (--compile)",
     "engines": "a choice of decode loop (--engine)",
 }
-#: makes a runner: (loaded model, settings, text padding, engine, compile mode) -> Runner
-RunnerFactory = Callable[[LoadedMusicgen, GenerationSettings, str, str, "str | None"], Runner]
+#: makes a runner: (loaded model, settings, text padding, engine, compile mode, batch size) -> Runner
+RunnerFactory = Callable[[LoadedMusicgen, GenerationSettings, str, str, "str | None", "int | None"], Runner]
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ class Backend:
         return resolved
 
     def runner(self, loaded: LoadedMusicgen, settings: GenerationSettings, padding: "str | None" = None,
-               engine: str = "own", compile_mode: "str | None" = None) -> Runner:
-        """A runner for ``loaded`` through this backend."""
-        return self.make(loaded, settings, self.check(padding, engine, compile_mode), engine, compile_mode)
+               engine: str = "own", compile_mode: "str | None" = None, batch_size: "int | None" = None) -> Runner:
+        """A runner for ``loaded`` through this backend (a compiled one pads every batch to ``batch_size``)."""
+        return self.make(loaded, settings, self.check(padding, engine, compile_mode), engine, compile_mode,
+                         batch_size)
 

@@ -10,9 +10,9 @@ from .base import CAPABILITIES, Backend
 
 
 def _runner(loaded: LoadedMusicgen, settings: GenerationSettings, padding: str, engine: str,
-            compile_mode: "str | None") -> MusicgenRunner:
+            compile_mode: "str | None", batch_size: "int | None") -> MusicgenRunner:
     return MusicgenRunner(loaded, settings, padding, engine=engine, cache="dynamic" if compile_mode is None
-                          else "static", compile_mode=compile_mode)
+                          else "static", compile_mode=compile_mode, batch_size=batch_size)
 
 
 TRANSFORMERS = Backend("transformers", TRANSFORMERS_SITES, frozenset(CAPABILITIES), TEXT_PADDINGS, _runner)

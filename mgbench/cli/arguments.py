@@ -187,4 +187,5 @@ def add_generation_args(p: argparse.ArgumentParser, seconds: "float | None" = 4.
                         "generate (the same codes)")
     p.add_argument("--compile", default="off", choices=list(COMPILE_MODES),
                    help="torch.compile the own loop's decoder step (default, or reduce-overhead: CUDA graphs); "
-                        "edits run compiled, captures and cuts uncompiled")
+                        "every pass (baselines, captures, cuts, edits) runs the one compiled step, batches padded "
+                        "to --batch-size")

@@ -38,3 +38,7 @@ def loaded_batch_size(loaded: LoadedMusicgen, seconds: float) -> int:
     dtype_bytes = next(loaded.model.decoder.parameters()).element_size()
     return auto_batch_size(loaded.facts, seconds, loaded.device.type == "cuda", memory_budget(loaded.device),
                            dtype_bytes)
+
+
+def is_oom(error: BaseException) -> bool:
+    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(error).lower()

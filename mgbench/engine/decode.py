@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 
 import torch
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache, StaticCache
@@ -21,11 +22,24 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.musicgen.modeling_musicgen import MusicgenSinusoidalPositionalEmbedding
 
 from ..zoo.loading import PERSISTENT_HOOK
-from .slots import EditSlots
+from .taps import install
 
-#: picks one token per row from guided float32 scores ``(rows, vocab)``; ``step`` counts the codes so far
-TokenPicker = Callable[[torch.Tensor, int], torch.Tensor]
+#: picks one token per row from guided float32 scores ``(rows, vocab)``; ``step`` counts the codes so far (an int, or
+#: a one-element tensor on the device when the sampler runs inside the compiled step)
+TokenPicker = Callable[[torch.Tensor, "int | torch.Tensor"], torch.Tensor]
 CACHES = ("dynamic", "static")
+COMPILED_ATTRIBUTE = "_mgbench_compiled_decoder"
+#: the compiled step may hold this many graphs (batch sizes x attention length buckets) before torch gives up
+RECOMPILE_LIMIT = 64
+#: a context manager factory around every decode loop (``benchmark.py`` times the loop with it); None: nothing
+LOOP_CLOCK: ContextVar["Callable[[], contextlib.AbstractContextManager] | None"] = ContextVar("loop_clock",
+                                                                                              default=None)
+
+
+def loop_clock() -> contextlib.AbstractContextManager:
+    """The current ``LOOP_CLOCK``'s context (a timer set by a benchmark), or nothing."""
+    clock = LOOP_CLOCK.get()
+    return contextlib.nullcontext() if clock is None else clock()
 
 
 def guide(scores: torch.Tensor, guidance_scale: float) -> torch.Tensor:
@@ -41,19 +55,22 @@ def greedy(scores: torch.Tensor, step: int) -> torch.Tensor:
 
 
 def encode_text(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                guided: bool) -> tuple[torch.Tensor, "torch.Tensor | None"]:
+                guided: bool, cross_mask: "torch.Tensor | None" = None) -> tuple[torch.Tensor, "torch.Tensor | None"]:
     """The decoder's cross-attention inputs, computed once: T5 states (a zero "null" half appended for guidance),
     projected by ``enc_to_dec_proj`` where the widths differ and zeroed at padding, and the step's mask
-    (``cross_attention_mask``)."""
+    (``cross_attention_mask``) over ``cross_mask`` (default: the tokens; ``workspace.fixed_text`` makes others). The
+    unconditional half attends where the conditional half does (its states are zero: masked or attended, its
+    cross-attention output is 0)."""
     states = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     if guided:
         states = torch.cat([states, torch.zeros_like(states)])
         attention_mask = torch.cat([attention_mask, torch.zeros_like(attention_mask)])
+        cross_mask = None if cross_mask is None else torch.cat([cross_mask, cross_mask])
     if (model.text_encoder.config.hidden_size != model.decoder.config.hidden_size
             and model.decoder.config.cross_attention_hidden_size is None):
         states = model.enc_to_dec_proj(states)
     states = states * attention_mask[..., None]
-    return states, cross_attention_mask(model, states, attention_mask)
+    return states, cross_attention_mask(model, states, attention_mask if cross_mask is None else cross_mask)
 
 
 def cross_attention_mask(model: torch.nn.Module, states: torch.Tensor,
@@ -90,20 +107,44 @@ def delay_pattern(model: torch.nn.Module, batch: int, steps: int, device: torch.
     return pattern.repeat(batch, 1).to(device)
 
 
+def filled_length(frames: int, size: int, length: int) -> int:
+    """The bucketed filled length of a cache of ``length`` holding ``frames`` frames (``size`` frames per bucket)."""
+    return min(length, -(-frames // size) * size)
+
+
+def allow_recompiles() -> None:
+    """Let torch compile up to ``RECOMPILE_LIMIT`` graphs per function (batch sizes x attention length buckets), and
+    make hitting the limit an error instead of a silent fall-back to eager."""
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
+
+
+def foreign_hooks(model: torch.nn.Module) -> list[str]:
+    """The decoder's modules that carry hooks other than persistent ones (``hooks.persistent``)."""
+    return [name or "decoder" for name, m in model.decoder.named_modules()
+            if any(not getattr(fn, PERSISTENT_HOOK, False)
+                   for fn in (*m._forward_hooks.values(), *m._forward_pre_hooks.values()))]
+
+
 def compiled_decoder(model: torch.nn.Module, mode: str) -> torch.nn.Module:
     """``torch.compile`` of the decoder for the steps after the first (``mode``: ``default``, or ``reduce-overhead``
-    for CUDA graphs). It refuses a decoder with hooks other than persistent ones (``hooks.persistent``: edit slots,
-    ``slots.EditSlots``, driven by tensors; the text states' dtype cast), installed before compiling: compiled code
-    silently skips hooks registered after compiling on modules that had none, so an edited or captured run would
-    equal a plain one without any error. The slots are therefore installed here, before compiling, if not yet."""
-    hooked = [name or "decoder" for name, m in model.decoder.named_modules()
-              if any(not getattr(fn, PERSISTENT_HOOK, False)
-                     for fn in (*m._forward_hooks.values(), *m._forward_pre_hooks.values()))]
+    for CUDA graphs), made once per model and mode. It refuses a decoder with hooks other than persistent ones
+    (``hooks.persistent``: edit slots, capture taps and cut gates, ``taps.install``, driven by tensors; the text
+    states' dtype cast), installed before compiling: compiled code silently skips hooks registered after compiling
+    on modules that had none, so an edited or captured run would equal a plain one without any error. The
+    persistent hooks are therefore installed here, before compiling, if not yet. Hitting torch's recompile limit
+    (raised to ``RECOMPILE_LIMIT``) is an error, not a silent fall-back to eager."""
+    hooked = foreign_hooks(model)
     if hooked:
         raise RuntimeError(f"cannot compile the decoder with forward hooks (on {', '.join(hooked[:3])}): torch.compile "
-                           "would silently drop them; edit through slots.EditSlots, run captures and cuts uncompiled")
-    EditSlots.on(model.decoder.model.decoder.layers)  # before compiling, or a later install would be skipped
-    return torch.compile(model.decoder, mode=mode, dynamic=False)
+                           "would silently drop them; edit, capture and cut through taps.install's hooks")
+    install(model.decoder.model.decoder.layers)  # before compiling, or a later install would be skipped
+    compiled = getattr(model, COMPILED_ATTRIBUTE, {})
+    if mode not in compiled:
+        allow_recompiles()
+        compiled[mode] = torch.compile(model.decoder, mode=mode, dynamic=False)
+        setattr(model, COMPILED_ATTRIBUTE, compiled)
+    return compiled[mode]
 
 
 class _PresizedPositions(MusicgenSinusoidalPositionalEmbedding):
@@ -146,27 +187,37 @@ def decode_codes(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask
     codes = pattern.clone()  # column t feeds step t; step t writes column t + 1 where the pattern says -1
     codes[:, 0] = model.generation_config.decoder_start_token_id  # (too short a clip leaves no pattern: all -1)
     kv = new_cache(model, cache, steps + 1, states.shape[1])
-    with presized_positions(model, steps + 1) if cache == "static" else contextlib.nullcontext():
+    with presized_positions(model, steps + 1) if cache == "static" else contextlib.nullcontext(), loop_clock():
         _decode_steps(model, step, codes, pattern, states, mask, kv, guidance_scale, pick)
-    return codes[codes != model.generation_config.pad_token_id].reshape(batch, model.decoder.num_codebooks, -1)
+    return undelayed(model, codes)
+
+
+def undelayed(model: torch.nn.Module, codes: torch.Tensor) -> torch.Tensor:
+    """The generated codes of a filled delay-pattern tensor, ``(batch, codebooks, frames)``."""
+    kept = codes[codes != model.generation_config.pad_token_id]
+    return kept.reshape(codes.shape[0] // model.decoder.num_codebooks, model.decoder.num_codebooks, -1)
 
 
 def _decode_steps(model: torch.nn.Module, step: torch.nn.Module, codes: torch.Tensor, pattern: torch.Tensor,
                   states: torch.Tensor, mask: "torch.Tensor | None", kv: EncoderDecoderCache, guidance_scale: float,
-                  pick: TokenPicker) -> None:
-    """Fill ``codes`` column by column: one decoder forward per frame (``step`` after the first)."""
+                  pick: TokenPicker, filled: int = 0) -> None:
+    """Fill ``codes`` column by column: one decoder forward per frame (``step`` after the first). With ``filled``
+    (frames per bucket) each step tells the attention how much of its cache is filled (``levers.filled_sdpa``)."""
     guided = guidance_scale > 1
     for t in range(codes.shape[1] - 1):
         frame = codes[:, t:t + 1]
+        extra = {"filled": filled_length(t + 1, filled, codes.shape[1])} if filled else {}
         out = (step if t else model.decoder)(input_ids=frame.repeat(2, 1) if guided else frame,
                                               encoder_hidden_states=states,
-                                              encoder_attention_mask=mask, cache=kv, use_cache=True)
+                                              encoder_attention_mask=mask, cache=kv, use_cache=True, **extra)
         scores = out.logits[:, -1].to(dtype=torch.float32, copy=True)
         if guided:
             scores = guide(scores, guidance_scale)
         codes[:, t + 1] = torch.where(pattern[:, t + 1] == -1, pick(scores, t + 1), pattern[:, t + 1])
 
 
-def decode_audio(model: torch.nn.Module, codes: torch.Tensor) -> torch.Tensor:
-    """EnCodec's waveform of undelayed codes ``(batch, codebooks, frames)``: ``(batch, channels, samples)``."""
-    return model.audio_encoder.decode(codes[None], audio_scales=[None] * codes.shape[0]).audio_values
+def decode_audio(model: torch.nn.Module, codes: torch.Tensor, codec: "torch.nn.Module | None" = None) -> torch.Tensor:
+    """EnCodec's waveform of undelayed codes ``(batch, codebooks, frames)``: ``(batch, channels, samples)``; ``codec``:
+    another copy of the model's EnCodec (``levers.codec``)."""
+    codec = model.audio_encoder if codec is None else codec
+    return codec.decode(codes[None], audio_scales=[None] * codes.shape[0]).audio_values

@@ -33,7 +33,7 @@ def prompt_key(prompt: str) -> int:
     return int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "little")
 
 
-def gumbel_noise(seed: int, row_keys: torch.Tensor, step: int, tokens: torch.Tensor) -> torch.Tensor:
+def gumbel_noise(seed: int, row_keys: torch.Tensor, step: "int | torch.Tensor", tokens: torch.Tensor) -> torch.Tensor:
     """Gumbel(0, 1) noise for ``tokens`` (``(rows, n)`` token ids), a pure function of its arguments.
 
     The noise of a token depends on (seed, row key, step, token id) only, so computing it for a
@@ -44,6 +44,19 @@ def gumbel_noise(seed: int, row_keys: torch.Tensor, step: int, tokens: torch.Ten
     bits = mix32(base[:, None] ^ columns) >> 8  # 24 bits: exact in float32
     uniform = (bits.float() + 0.5) / float(1 << 24)
     return -torch.log(-torch.log(uniform))
+
+
+def sample_top_k(scores: torch.Tensor, row_keys: torch.Tensor, seed: int, step: "int | torch.Tensor", top_k: int,
+                 temperature: float) -> torch.Tensor:
+    """Top-k, temperature and Gumbel-max sampling of ``scores`` ``(rows, vocab)`` with each row's noise keyed by
+    ``row_keys`` at ``step`` (an int, or a one-element tensor on the device: the same noise), ``(rows,)`` tokens."""
+    vocab = scores.shape[-1]
+    k = min(top_k or vocab, vocab)
+    # noise for the top-k candidates only (its values do not depend on which tokens are asked for)
+    values, tokens = torch.topk(scores.to(torch.promote_types(scores.dtype, torch.float32)) / temperature, k,
+                                dim=-1, sorted=False)
+    noisy = values + gumbel_noise(seed, row_keys, step, tokens)
+    return tokens.gather(-1, noisy.argmax(dim=-1, keepdim=True))[:, 0]
 
 
 class CommonNoiseSampler(LogitsProcessor):
@@ -66,18 +79,17 @@ class CommonNoiseSampler(LogitsProcessor):
     def sample(self, scores: torch.Tensor, step: int) -> torch.Tensor:
         """The sampled token of each row of ``scores`` ``(prompts * codebooks, vocab)`` at ``step`` (the length of
         the code sequence so far), ``(rows,)``."""
-        rows, vocab = scores.shape
+        rows = scores.shape[0]
         if rows != len(self.keys):
             raise RuntimeError(f"sampler set up for {len(self.keys)} rows, got {rows}")
-        if self.row_keys is None or self.row_keys.device != scores.device:
-            keys, codebook = self.keys.to(scores.device), self.codebook.to(scores.device)
+        return sample_top_k(scores, self.device_keys(scores.device), self.seed, step, self.top_k, self.temperature)
+
+    def device_keys(self, device: torch.device) -> torch.Tensor:
+        """The per-row hash keys on ``device`` (what ``sample_top_k`` takes), made there once."""
+        if self.row_keys is None or self.row_keys.device != device:
+            keys, codebook = self.keys.to(device), self.codebook.to(device)
             self.row_keys = mix32(mix32(keys) + codebook * 0x632BE5AB)
-        k = min(self.top_k or vocab, vocab)
-        # noise for the top-k candidates only (its values do not depend on which tokens are asked for)
-        values, tokens = torch.topk(scores.to(torch.promote_types(scores.dtype, torch.float32)) / self.temperature, k,
-                                    dim=-1, sorted=False)
-        noisy = values + gumbel_noise(self.seed, self.row_keys, step, tokens)
-        return tokens.gather(-1, noisy.argmax(dim=-1, keepdim=True))[:, 0]
+        return self.row_keys
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         choice = self.sample(scores, input_ids.shape[-1])[:, None]

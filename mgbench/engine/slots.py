@@ -28,6 +28,12 @@ from .sites import TRANSFORMERS_SITES, all_sites, site_module
 SLOTS_ATTRIBUTE = "_mgbench_edit_slots"
 
 
+def static(tensor: torch.Tensor) -> torch.Tensor:
+    """Mark ``tensor`` as living at a fixed address (CUDA graphs read and write it in place, never copy it)."""
+    torch._dynamo.mark_static_address(tensor)
+    return tensor
+
+
 class EditSlots:
     """One permanent, tensor-driven edit hook per site of ``layers`` (every component of ``components``)."""
 
@@ -39,6 +45,7 @@ class EditSlots:
         self.device, self.dtype, self.hidden = weight.device, weight.dtype, layers[0].embed_dim
         self.rows = 0  # the decoder batch the slots are sized for (0: none yet)
         self.mask = self.add = self.values = torch.empty(0)
+        self._sized: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(self.modules)]
 
     def _hook(self, i: int):
@@ -52,14 +59,15 @@ class EditSlots:
         return persistent(hook)
 
     def _size(self, rows: int) -> None:
-        """(Re)allocate the slots for a decoder batch of ``rows``, only when that changes (a compiled step's graph
-        holds the slots' addresses: same batch, same graph, edits or not)."""
-        if self.rows == rows:
-            return
-        n, kw = len(self.sites), dict(device=self.device)
-        self.mask = torch.zeros(n, rows, 1, 1, dtype=torch.bool, **kw)
-        self.add = torch.zeros(n, rows, 1, 1, dtype=torch.bool, **kw)
-        self.values = torch.zeros(n, rows, 1, self.hidden, dtype=self.dtype, **kw)
+        """Switch to the slots of a decoder batch of ``rows``, allocated once per batch size and marked static: a
+        compiled step's graph (and a CUDA graph) holds their addresses, so the same batch size keeps its graph, edits
+        or not, also after batches of another size."""
+        if rows not in self._sized:
+            n, kw = len(self.sites), dict(device=self.device)
+            self._sized[rows] = tuple(static(t) for t in (
+                torch.zeros(n, rows, 1, 1, dtype=torch.bool, **kw), torch.zeros(n, rows, 1, 1, dtype=torch.bool, **kw),
+                torch.zeros(n, rows, 1, self.hidden, dtype=self.dtype, **kw)))
+        self.mask, self.add, self.values = self._sized[rows]
         self.rows = rows
 
     @contextlib.contextmanager

@@ -8,12 +8,9 @@ from collections.abc import Callable
 import pandas as pd
 import torch
 
+from ..engine.batching import is_oom
 from ..progress import progress
 from .store import ResultStore
-
-
-def is_oom(error: BaseException) -> bool:
-    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(error).lower()
 
 
 class OomBackoff:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from ..engine.batching import loaded_batch_size
 from ..engine.hooks import Capture
 from ..engine.runner import GenerationSettings, Runner
 from ..engine.sites import PAPER_COMPONENTS, Site, all_sites
+from ..engine.workspace import padded
 from ..errors import ConfigError
 from ..paths import mgbench_home
 from ..progress import progress
@@ -29,6 +31,8 @@ from ..zoo.loading import RANDOM_MODELS, LoadedMusicgen, load_musicgen, local_id
 from .metrics import ODDS
 from .store import ResultStore
 
+#: clips per classifier call outside float64 runs: every call the same size (``Session.classify``)
+CLASSIFY_CHUNK = 32
 DTYPES = {"float64": torch.float64, "float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 #: models that run in float64 on the CPU with ``dtype="auto"``: small enough that it costs little, and it
 #: makes their sampled tokens the same on every CPU (float32 kernels differ in the last bits between
@@ -125,8 +129,21 @@ class Session:
 
     @cached_property
     def runner(self) -> Runner:
+        """The session's runner; compiled, it pads every batch to ``batch_size`` prompts and every text to the bucket
+        of the longest prompt of the concepts (one graph, the same kernels for a prompt in every batch)."""
         c = self.config
-        return self.backend.runner(self.musicgen, c.generation, c.resolved_text_padding, c.engine, c.compile_mode)
+        runner = self.backend.runner(self.musicgen, c.generation, c.resolved_text_padding, c.engine, c.compile_mode,
+                                     self.batch_size)
+        runner.fit_text(self._all_prompts())
+        return runner
+
+    def _all_prompts(self) -> list[str]:
+        """Every prompt of the run's concepts (a concept with fewer prompts than asked for is refused when selected)."""
+        texts = []
+        for concept in self.concepts.concepts:
+            with contextlib.suppress(ConfigError):
+                texts += self.prompts(concept.name)
+        return texts
 
     @cached_property
     def classifier(self):
@@ -169,8 +186,8 @@ class Session:
                "prompts": c.prompts, "generation": c.generation.as_dict(), "odds": c.odds, "dtype": c.resolved_dtype,
                "both_halves": c.both_halves, "backend": c.backend, "text_padding": c.resolved_text_padding,
                "concepts": hashlib.sha256(concept_data.encode()).hexdigest()[:16]}
-        if c.compile_mode is not None:  # compiled kernels round differently: their rows are kept apart
-            key["compile"] = c.compile_mode
+        if c.compile_mode is not None:  # compiled kernels round differently, and by shape: their rows are kept apart
+            key["compile"] = {"mode": c.compile_mode, "passes": "one step", "batch": self.batch_size}
         if c.recognizer != "passt":  # PaSST's keys are those from before recognizers could be chosen
             key["recognizer"] = c.recognizer
         return key
@@ -191,13 +208,15 @@ class Session:
         return self.concepts.prompts(concept, self.config.prompts)
 
     def classify(self, audio: torch.Tensor) -> torch.Tensor:
-        """Classifier logits of clips. In float64 runs each clip is classified alone: the float32 classifier's
-        kernels sum in another order for other batch shapes, and a clip's logits must not depend on the clips
-        that share its batch (then an edit that changes no token changes no number, exactly)."""
+        """Classifier logits of clips. A clip's logits must not depend on the clips that share its batch (then an edit
+        that changes no token changes no number, exactly), and the classifier's kernels sum in another order for
+        another batch size: in float64 runs each clip is classified alone, in others in chunks of exactly
+        ``CLASSIFY_CHUNK`` clips (the last one padded with copies of its last clip)."""
         rate = self.musicgen.sample_rate
         if self.config.resolved_dtype == "float64":
             return torch.cat([self.classifier.logits(clip[None], rate).cpu() for clip in audio])
-        return self.classifier.logits(audio, rate).cpu()
+        chunks = [padded(list(chunk), CLASSIFY_CHUNK) for chunk in audio.split(CLASSIFY_CHUNK)]
+        return torch.cat([self.classifier.logits(torch.stack(chunk), rate).cpu() for chunk in chunks])[:len(audio)]
 
     def batches(self, n: int):
         """Index ranges of at most ``batch_size`` rows."""

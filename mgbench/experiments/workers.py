@@ -49,6 +49,8 @@ def run_workers(session: Session, selection: Selection, workers: int, poll_s: fl
     store = session.store
     config = replace(session.config, cache=str(store.dir.parent.resolve()),  # the workers' store is this one
                      device="cuda" if session.config.device.startswith("cuda") else session.config.device)
+    if config.compile_mode is not None:  # a compiled run's shape (and store key) holds its batch size: the driver's
+        config = replace(config, batch_size=session.batch_size)
     tables = [experiment.stored_table(grid) for experiment, grid in stored_grids(session, selection)]
     total = sum(missing_work(session, selection, clips=False)[0].values())
     counted: dict[str, int] = {}

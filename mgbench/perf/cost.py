@@ -41,6 +41,17 @@ def bytes_per_clip(shape: DecoderShape, seconds: float, dtype_bytes: int = 2) ->
     return per_position * (n * (n + 1) / 2 + n * shape.text_tokens)
 
 
+def kv_read_ratio(shape: DecoderShape, seconds: float, bucket: int = 0) -> float:
+    """How many times the KV cache bytes that ``bytes_per_clip`` counts (each step reads the frames so far) a clip
+    reads when every step's self-attention reads its static cache in buckets of ``bucket`` frames (0: the whole
+    preallocated cache, as the loop does without ``levers.Levers.filled_attention``). The memory time of the limit
+    grows by this factor, so its inverse caps the fraction of the limit a loop can reach."""
+    n = steps(seconds)
+    length = n + 1  # the cache holds the start frame and every generated one
+    read = [min(length, -(-t // bucket) * bucket) if bucket else length for t in range(1, n + 1)]  # step t: t frames
+    return sum(r + shape.text_tokens for r in read) / (n * (n + 1) / 2 + n * shape.text_tokens)
+
+
 def hardware_limit(shape: DecoderShape, seconds: float, gpu: str, batch: int = 512) -> float:
     """Clips per second at the GPU's peak: max(compute, memory) time for a batch, weights read once per step."""
     flops, bandwidth = GPU_PEAKS[gpu]

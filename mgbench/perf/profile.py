@@ -20,12 +20,7 @@ from ..engine.hooks import REPLACE, RowEdit, edit_hooks, installed
 from ..engine.runner import MusicgenRunner
 from ..engine.sites import PAPER_COMPONENTS, all_sites
 from ..zoo.loading import LoadedMusicgen
-
-
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work (a no-op on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from .benchmark import sync
 
 
 def timed_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> float:

@@ -16,7 +16,7 @@ INSTALL_AUDIOCRAFT = 'pip install -e ".[audiocraft]" && pip install --no-deps au
 
 
 def _runner(loaded: LoadedMusicgen, settings: GenerationSettings, padding: str, engine: str,
-            compile_mode: "str | None") -> Runner:
+            compile_mode: "str | None", batch_size: "int | None") -> Runner:
     try:
         from .runner import AudiocraftRunner, load_audiocraft_lm
     except ImportError as e:
