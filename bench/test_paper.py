@@ -41,3 +41,9 @@ def test_ground_truth(case, bench):
     before the entry (suite/ground_truth.py)."""
     result = bench.verdict(case)
     assert result.holds, f"{case.id}: the planted truth is not recovered: {result.detail}"
+
+
+def test_tunedlens(case, bench):
+    """Mean NDCG over prompts of a concept's clips with the decoder cut after layer L and its tuned-lens translator
+    (beyond the paper; recorded, no paper range)."""
+    bench.check(case, bench.metrics(case))

@@ -228,3 +228,25 @@ def test_gpu_cases_skip_with_their_reason_without_a_device(bench_dir):
     assert all(r.endswith(": --gpu was given but torch sees no CUDA device") for r in reasons), reasons
     assert sum(int(re.search(r"\[(\d+)\]", r)[1]) for r in reasons) == 6
     assert result.returncode == 0
+
+
+def test_sharded_bench_then_plain_equals_one_plain_bench(tmp_path):
+    """The bench shards as `mgbench run` does (the same pipeline): `--shard 1/2`, `--shard 2/2` fill the cache and
+    check nothing, then a plain bench computes nothing more and writes the bench.csv a plain bench alone writes."""
+    args = ["-k", "tiny-replace-guitar-to-piano or tiny-guitar-L1", "--prompts", "1", "--seconds", "0.3"]
+    for name in ("sharded", "plain"):
+        (tmp_path / name).mkdir()
+    sharded, plain = (BenchDir(tmp_path / name, tmp_path / f"home-{name}") for name in ("sharded", "plain"))
+    for shard in ("1/2", "2/2"):
+        result = sharded.run(*args, "--shard", shard, f"--results={tmp_path / 'res-sharded'}")
+        result.assert_outcomes(skipped=13)  # 12 intervention cases and one DecoderLens case, each skipped
+        assert f"shard {shard} of tiny: computed" in result.output
+    store = next((tmp_path / "home-sharded" / "cache").iterdir())
+    stored = {p.name for p in store.rglob("*.parquet")}
+    sharded.run(*args, f"--results={tmp_path / 'res-sharded'}").assert_outcomes(passed=13)
+    assert {p.name for p in store.rglob("*.parquet")} == stored  # the plain bench computed nothing more
+    plain.run(*args, f"--results={tmp_path / 'res-plain'}").assert_outcomes(passed=13)
+    a, b = (pd.read_csv(tmp_path / f"res-{name}" / "bench.csv").sort_values(["case", "metric"]).reset_index(drop=True)
+            for name in ("sharded", "plain"))
+    pd.testing.assert_frame_equal(a, b)
+    assert (tmp_path / "res-sharded" / "tiny" / "summary.md").is_file()

@@ -11,13 +11,15 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from ..concepts.concept_set import ConceptSet
 from ..engine.hooks import installed
 from ..lens.translators import TunedLens
-from .experiment import Aggregate
+from .experiment import Aggregate, Case, CaseKind
 from .metrics import ndcg, random_ranking_ndcg
 from .resume import chunks, fill_table
 from .selection import Selection
 from .session import Session
+from .summaries import over_prompts
 
 IDS = ["concept", "layer", "prompt_id"]
 
@@ -49,6 +51,23 @@ def needs_passes(selection: Selection, layers: int) -> bool:
 def lens_summary(name: str) -> Aggregate:
     """The summary of a lens experiment: NDCG per concept and layer."""
     return Aggregate(name, ("concept", "layer"), ("ndcg",), key=lambda t: t.concept + "-L" + t.layer.astype(str))
+
+
+def lens_kind(name: str, prefix: tuple[str, ...] = ()) -> CaseKind:
+    """The bench cases of a lens experiment: one concept at one cut (``<size>-<prefix>-<concept>-L<layer>``), the mean
+    NDCG over prompts with its interval."""
+    def cases(size: str, concepts: ConceptSet, layers: int) -> list[Case]:
+        return [Case(name, size, concept=c, layer=i, parts=(*prefix, c, f"L{i}"))
+                for c in concepts.names for i in range(layers)]
+
+    def wants(case: Case, concepts: ConceptSet) -> list[tuple[str, Selection]]:
+        return [(case.size, Selection((name,), concepts=(case.concept,), layers=(case.layer,)))]
+
+    def metrics(case: Case, tables: dict[str, pd.DataFrame]) -> dict[str, float]:
+        t = tables.get(name, pd.DataFrame())
+        return over_prompts(t if t.empty else t[(t.concept == case.concept) & (t.layer == case.layer)], ["ndcg"])
+
+    return CaseKind(name, cases, wants, metrics=metrics)
 
 
 def cut_rows(session: Session, wanted: pd.DataFrame, table: str, lens: "TunedLens | None" = None) -> pd.DataFrame:

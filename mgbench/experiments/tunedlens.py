@@ -13,7 +13,7 @@ import torch
 
 from ..lens.training import LensTraining, fit_lens, record_states
 from ..lens.translators import TunedLens
-from .cuts import COLUMNS, IDS, cut_rows, last_layer, lens_summary, needs_passes, selection_grid
+from .cuts import COLUMNS, IDS, cut_rows, last_layer, lens_kind, lens_summary, needs_passes, selection_grid
 from .experiment import Experiment
 from .session import Session
 
@@ -81,5 +81,5 @@ def _outputs(session: Session, table: pd.DataFrame, out: Path, listen: int) -> t
 
 EXPERIMENT = Experiment(
     name=NAME, ids=tuple(IDS), columns=COLUMNS, grid=selection_grid, rows=run_tunedlens, free=last_layer,
-    passes=needs_passes, requires=frozenset({"decoder layers"}), outputs=_outputs,
+    passes=needs_passes, requires=frozenset({"decoder layers"}), outputs=_outputs, cases=(lens_kind(NAME, ("tuned",)),),
     summary=(lens_summary(NAME),))
