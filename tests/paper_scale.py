@@ -111,14 +111,17 @@ def write_paper_results(folder: "str | Path", sizes: "tuple[str, ...]" = SIZES, 
                         changes: "tuple[Shift, ...]" = (), outliers: "tuple[Shift, ...]" = OUTLIERS) -> PaperResults:
     """Write ``folder/<size>/`` for each size, one size at a time (memory: one size's tables).
 
-    ``seed`` draws the noise (the truth is fixed); ``changes`` are shifts on top of the design (e.g. a baseline
-    with a few changed aggregates); ``outliers`` are the planted failures."""
+    ``seed`` draws each row's own noise; the truth and each prompt's level (shared by its rows) are the design's,
+    the same for every seed, as two runs with the same settings share their prompts' random numbers. ``changes`` are
+    shifts on top of the design (e.g. a previous night with a few changed aggregates); ``outliers`` are the planted
+    failures."""
     folder = Path(folder)
     rules = json.loads((EXPECTATIONS / "paper.json").read_text())["rules"]
     rows = {}
     for size in sizes:
-        rng = np.random.default_rng([seed, SIZES.index(size)])
-        tables = _size_tables(size, prompts, rng, rules)
+        levels = np.random.default_rng([SIZES.index(size), 0]).normal(0, 0.3, size=(len(load_concepts().names),
+                                                                                     prompts))
+        tables = _size_tables(size, prompts, np.random.default_rng([seed, SIZES.index(size)]), rules, levels)
         for shift in (s for s in (*outliers, *changes) if s.size == size):
             _apply(tables[shift.table], shift)
         write_tables(folder / size, tables, _run_json(size, prompts))
@@ -200,11 +203,10 @@ def _labelled(size: str, columns: dict, n: int) -> pd.DataFrame:
                          "recognizer": _constant("passt", n)}, copy=False)
 
 
-def _size_tables(size: str, prompts: int, rng: np.random.Generator, rules: list[dict]) -> dict[str, pd.DataFrame]:
-    concepts = load_concepts()
-    names = concepts.names
+def _size_tables(size: str, prompts: int, rng: np.random.Generator, rules: list[dict],
+                 level: np.ndarray) -> dict[str, pd.DataFrame]:
+    """Every table of one size; ``level`` is each (original concept, prompt)'s level, shared by all its rows."""
     layers = NUM_LAYERS[size]
-    level = rng.normal(0, 0.3, size=(len(names), prompts))  # a prompt's level, shared by all its rows
     tables = {"decoderlens": _lens(size, prompts, rng, rules, 0.0), "tunedlens": _lens(size, prompts, rng, rules, 0.05)}
     tables["tunedlens_fit"] = pd.DataFrame({"model": _constant(size, layers), "layer": np.arange(layers),
                                             "kl_cut": np.linspace(6.0, 0.0, layers),

@@ -75,28 +75,39 @@ def compare_results(current: Results, baseline: Results, alpha: float = ALPHA, r
 
 def _per_prompt(rows: pd.DataFrame, table: str, name: str) -> pd.DataFrame:
     """One run's aggregates of ``table`` averaged within prompt, in long form: ``AGGREGATE``, prompt_id and the
-    value as column ``name``."""
+    value as column ``name``.
+
+    Rows are grouped on integer codes of their key columns, and only their metrics are gathered: memory follows the
+    rows by a few bytes each, whatever the strings. Each prompt's mean sums its rows in id order (the order an outer
+    merge of two runs' rows on their ids gives them), so it equals that of both runs' merged rows to the last bit: a
+    BCa interval of few prompts can jump at a last-bit change."""
     if rows.empty:
         return pd.DataFrame({c: pd.Series(dtype=float if c == name else object)
                              for c in [*AGGREGATE, "prompt_id", name]})
     if "pair_type" not in rows.columns:  # (without it, no pair type aggregate)
         rows = rows.assign(pair_type=np.nan)
-    specs = SPECS[table]
-    used = ["model", *IDS[table], "pair_type", *(c for spec in specs for c in spec[3]),
-            *(spec[4][0] for spec in specs if spec[4])]
-    # rows in id order: each prompt's mean then sums its rows in the order an outer merge on the ids gives them (the
-    # diff of both runs' merged rows), to the last bit; a BCa interval of few prompts can jump at a last-bit change
-    rows = rows[list(dict.fromkeys(used))].sort_values(["model", *IDS[table]], kind="stable")
+    ids = ["model", *IDS[table]]
+    coded = {c: _codes(rows[c]) for c in dict.fromkeys([*ids, *(c for spec in SPECS[table] for c in spec[1])])}
+    order = np.lexsort([coded[c][0] for c in reversed(ids)])
     frames = []
-    for figure, by, key, metrics, only in specs:
-        part = rows[["model", *by, "prompt_id", *metrics]]
-        if only is not None:
-            part = part[rows[only[0]] == only[1]]
-        means = part.groupby(["model", *by, "prompt_id"], sort=False, observed=True)[metrics].mean().reset_index()
+    for figure, by, key, metrics, only in SPECS[table]:
+        keys = ["model", *by, "prompt_id"]
+        take = order if only is None else order[(rows[only[0]] == only[1]).to_numpy()[order]]
+        take = take[np.logical_and.reduce([coded[c][0][take] >= 0 for c in keys])]  # (no NaN keys, as groupby)
+        part = pd.DataFrame({**{c: coded[c][0][take] for c in keys},
+                             **{m: rows[m].to_numpy(dtype=float)[take] for m in metrics}})
+        means = part.groupby(keys, sort=False)[metrics].mean().reset_index()
+        means = means.assign(**{c: coded[c][1].take(means[c]) for c in keys})
         means = means.assign(figure=figure, key=key(means))
         frames.append(means.melt(id_vars=["model", "figure", "key", "prompt_id"], value_vars=metrics,
                                  var_name="metric", value_name=name))
     return pd.concat(frames, ignore_index=True)
+
+
+def _codes(column: pd.Series) -> "tuple[np.ndarray, pd.Index]":
+    """Integer codes of ``column`` in the sort order of its values (-1 for NaN), and the values they stand for."""
+    codes, uniques = pd.factorize(column, sort=True)
+    return codes.astype(np.int32), uniques
 
 
 def _paired(merged: pd.DataFrame, resamples: int) -> pd.DataFrame:
