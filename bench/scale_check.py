@@ -81,10 +81,10 @@ def measure(argv: "list[str]", out: Path, cap_gb: float, code: Path = ROOT) -> d
     checkout whose mgbench runs (e.g. an older commit's, for a before/after comparison)."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "2"}
     start = time.perf_counter()
     with open(out / "stderr.txt", "wb") as stderr, open(out / "stdout.txt", "wb") as stdout:
-        child = subprocess.Popen(["/usr/bin/time", "-v", sys.executable, *argv], env=env, stdout=stdout, stderr=stderr)
+        child = subprocess.Popen(["/usr/bin/time", "-v", sys.executable, *argv], env=environment(code), cwd=code,
+                                 stdout=stdout, stderr=stderr)
         stopped = False
         while child.poll() is None:
             if rss_gb(child.pid) > cap_gb:
@@ -100,6 +100,18 @@ def measure(argv: "list[str]", out: Path, cap_gb: float, code: Path = ROOT) -> d
         raise SystemExit(f"python {' '.join(argv)} failed:\n{stderr[-2000:]}")
     peak = next(int(line.split()[-1]) for line in stderr.splitlines() if "Maximum resident set size" in line)
     return {"seconds": seconds, "peak_gb": round(peak / 1e6, 2), "printed": (out / "stdout.txt").read_text().strip()}
+
+
+def environment(code: Path) -> dict:
+    """The environment of a measured command: ``code``'s mgbench first (the command also runs in ``code``: Python puts
+    the working folder before PYTHONPATH), two threads."""
+    return {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "2"}
+
+
+def imported(code: Path) -> str:
+    """Where the mgbench that a command run for ``code`` imports lives."""
+    return subprocess.run([sys.executable, "-c", "import mgbench; print(mgbench.__file__)"], env=environment(code),
+                          cwd=code, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def report_row(run: Path, other: "Path | None", out: Path, cap_gb: float, code: Path) -> dict:
@@ -125,6 +137,7 @@ def intervals_speed(run: Path, reference_groups: int) -> pd.DataFrame:
     intervention cases: one group per (technique, pair, site), its 4 metrics over the run's prompts. The reference runs
     on the first ``reference_groups`` groups only (at ~50 ms a group it would take minutes for all)."""
     import reference_stats
+
     from mgbench.stats.intervals import with_intervals
 
     table = pd.read_parquet(run / "interventions.parquet")
@@ -161,9 +174,12 @@ def main() -> None:
                         "the first GROUPS of them)")
     args = parser.parse_args()
     work, codes = args.work, dict(c.split("=", 1) for c in args.code or [f"this={ROOT}"])
-    wrote = {"25k": write(work / "a25k", ("small",), 2, 0, args.keep) + write(work / "b25k", ("small",), 2, 1, args.keep)}
+    wrote = {"25k": write(work / "a25k", ("small",), 2, 0, args.keep)
+             + write(work / "b25k", ("small",), 2, 1, args.keep)}
     if set(args.scales.split(",")) - {"25k"} or args.intervals:
         wrote["paper"] = write(work / "a", SIZES, 100, 0, args.keep) + write(work / "b", SIZES, 100, 1, args.keep)
+    for name, code in codes.items():
+        print(f"{name}: {imported(Path(code).resolve())}", flush=True)
     print(f"fixtures written in {', '.join(f'{k}: {v:.1f} s' for k, v in wrote.items())}", flush=True)
     runs = {"25k": ("a25k/small", "b25k/small"), "1.3M": ("a/small", "b/small"), "2.6M": ("a/large", "b/large"),
             "6.5M": ("a", "b")}
@@ -177,7 +193,7 @@ def main() -> None:
             for name, code in codes.items():
                 rows.append({"rows": scale, "code": name, "command": text,
                              **row(work / run, baseline, work / "out" / f"{scale}-{command}-{name}", args.cap_gb,
-                                   Path(code))})
+                                   Path(code).resolve())})
                 print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     print("\n" + table.to_markdown(index=False))

@@ -70,15 +70,19 @@ def _site(technique: str, original: str, desired: str, layer: int, component: st
 
 #: the planted failures: one intervention case per size far outside any range (its profile case fails), one
 #: DecoderLens point of small outside its reading
-OUTLIERS = (Shift("small", "interventions", _site("replace", "guitar", "piano", 5, "self_attn"), "effect_original", 100),
-            Shift("medium", "interventions", _site("adjust", "jazz", "rock", 20, "cross_attn"), "effect_original", 100),
-            Shift("large", "interventions", _site("replace", "violin", "edm", 40, "self_attn"), "effect_original", 100),
+OUTLIERS = (Shift("small", "interventions", _site("replace", "guitar", "piano", 5, "self_attn"), "effect_original",
+                  100),
+            Shift("medium", "interventions", _site("adjust", "jazz", "rock", 20, "cross_attn"), "effect_original",
+                  100),
+            Shift("large", "interventions", _site("replace", "violin", "edm", 40, "self_attn"), "effect_original",
+                  100),
             Shift("small", "decoderlens", (("concept", "violin"), ("layer", 10)), "ndcg", 0.35))
 #: the designed claim verdicts (see the module docstring), by size; the cross-size claim under "all sizes"
 CLAIMS = {"small": dict.fromkeys(["mlp-positive-attention-weaker", "last-layer-best", "original-part-larger",
                                   "instrument-beats-genre"], "holds"),
           **{size: {"mlp-positive-attention-weaker": "fails", "last-layer-best": "fails",
-                    "original-part-larger": "holds", "instrument-beats-genre": "holds"} for size in ("medium", "large")},
+                    "original-part-larger": "holds", "instrument-beats-genre": "holds"}
+             for size in ("medium", "large")},
           "all sizes": {"large-replace-best-precision": "holds"}}
 
 
@@ -305,8 +309,9 @@ def _ceiling(size: str, prompts: int, rng: np.random.Generator, level: np.ndarra
 def _run_json(size: str, prompts: int) -> dict:
     """run.json as ``cmd_run`` writes it for ``mgbench run --model SIZE --device cuda`` (``run_info`` and the
     selection)."""
-    return {"model": size, "model_identity": "sha256:" + hashlib.sha256(size.encode()).hexdigest()[:32], "classifier": "passt",
-            "recognizer": "passt", "classifier_identity": "sha256:" + "5a" * 16, "prompts": prompts,
+    return {"model": size, "model_identity": "sha256:" + hashlib.sha256(size.encode()).hexdigest()[:32],
+            "classifier": "passt", "recognizer": "passt", "classifier_identity": "sha256:" + "5a" * 16,
+            "prompts": prompts,
             **GenerationSettings(seconds=SECONDS, seed=SEED).as_dict(), "device": "cuda", "backend": "transformers",
             "text_padding": "masked", "dtype": "float32", "odds": "odds", "both_halves": False, "batch_size": 512,
             "planted": None, "random_weights": False, "concepts_file": "builtin",

@@ -5,12 +5,12 @@ NaN metrics, several models, a run compared with itself; and on a paper-shaped f
 import numpy as np
 import pandas as pd
 import pytest
-
 import reference_stats as reference
-from mgbench.report.diff import COLUMNS, compare_results
-from mgbench.report.results import Results, load_results
 from paper_scale import Shift, write_paper_results
 from test_diff_significance import tables
+
+from mgbench.report.diff import COLUMNS, compare_results
+from mgbench.report.results import Results, load_results
 
 RESAMPLES = 999
 
@@ -62,6 +62,20 @@ def test_several_models_and_a_table_on_one_side():
     del moved["ceiling"]
     got = assert_same_diff(results(moved), results(two))
     assert set(got.model) == {"toy", "other"} and got[got.figure == "ceiling"].after.isna().all()
+
+
+def test_tables_without_pair_types():
+    """Rows without a pair type (a table from another tool; the old diff failed on them) have no pair type or ceiling
+    aggregates; the others are those of the same rows with pair types."""
+    before, after = tables(1), tables(2)
+    full = assert_same_diff(results(after), results(before))
+    got = compare_results(*(results({name: t.drop(columns="pair_type", errors="ignore") for name, t in run.items()})
+                            for run in (after, before)), resamples=RESAMPLES)
+    assert set(got.figure) == {"decoderlens", "profile"}
+    kept = full[full.figure.isin(["decoderlens", "profile"])]
+    columns = ["model", "figure", "key", "metric", "before", "after", "delta", "lo", "hi", "p", "n"]
+    pd.testing.assert_frame_equal(got[columns].sort_values(columns[:4], ignore_index=True),
+                                  kept[columns].sort_values(columns[:4], ignore_index=True), check_exact=True)
 
 
 def test_a_paper_shaped_folder(tmp_path):

@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-
 import reference_stats as reference
+
 from mgbench.errors import ConfigError
 from mgbench.stats import intervals
 from mgbench.stats.intervals import mean_intervals, paired_difference, paired_differences, with_intervals
@@ -70,7 +70,7 @@ def profile_like_table(seed: int = 3) -> pd.DataFrame:
     rows = []
     for technique, layer, component in itertools.product(["replace", "adjust"], range(4), ["mlp", "self_attn"]):
         prompts = 1 + (layer * 7 + len(component)) % 9  # 1 to 9 prompts
-        for prompt, pair in itertools.product(range(prompts), range(3)):
+        for prompt, _pair in itertools.product(range(prompts), range(3)):
             effect = 0.7 if layer == 2 and component == "mlp" else rng.normal(layer, 1.0)
             precision = np.nan if rng.uniform() < 0.15 else -rng.gamma(2.0)
             rows.append((technique, layer, component, prompt, effect, precision))

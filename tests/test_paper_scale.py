@@ -5,6 +5,7 @@ from dataclasses import asdict
 
 import pandas as pd
 import pytest
+from paper_scale import CLAIMS, EXPECTATIONS, SECONDS, SIZES, intervention_rows, prompts_for, write_paper_results
 
 from mgbench.concepts.concept_set import load_concepts
 from mgbench.experiments import tunedlens
@@ -19,7 +20,6 @@ from mgbench.suite.cases import enumerate_cases
 from mgbench.suite.claims import MODEL_CLAIMS, large_replace_best_precision
 from mgbench.suite.expectations import Expectations
 from mgbench.suite.stored import missing_rows, read_results, stored_ids
-from paper_scale import CLAIMS, EXPECTATIONS, SECONDS, SIZES, intervention_rows, prompts_for, write_paper_results
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_its_tables_and_run_json_are_shaped_as_a_real_runs(tmp_path, monkeypatch
                                                                            steps=1),))
     session = Session(RunConfig(model="tiny", prompts=1, generation=GenerationSettings(seconds=0.5, seed=0),
                                 batch_size=8, cache=str(tmp_path / "cache")))
-    selection = Selection(concepts=("guitar", "rock"), components=("mlp",), layers=(0, 1))
+    selection = Selection(concepts=("guitar", "rock"), components=("mlp",), layers=(0,))
     real, info = run_selection(session, selection), {**run_info(session), "selection": asdict(selection)}
     fixture = write_paper_results(tmp_path / "paper", ("small",), prompts=1)
     folder = fixture.folder / "small"

@@ -81,19 +81,21 @@ def _per_prompt(rows: pd.DataFrame, table: str, name: str) -> pd.DataFrame:
     rows by a few bytes each, whatever the strings. Each prompt's mean sums its rows in id order (the order an outer
     merge of two runs' rows on their ids gives them), so it equals that of both runs' merged rows to the last bit: a
     BCa interval of few prompts can jump at a last-bit change."""
+    frames = [pd.DataFrame({c: pd.Series(dtype=float if c == name else object)
+                            for c in [*AGGREGATE, "prompt_id", name]})]
     if rows.empty:
-        return pd.DataFrame({c: pd.Series(dtype=float if c == name else object)
-                             for c in [*AGGREGATE, "prompt_id", name]})
+        return frames[0]
     if "pair_type" not in rows.columns:  # (without it, no pair type aggregate)
         rows = rows.assign(pair_type=np.nan)
     ids = ["model", *IDS[table]]
     coded = {c: _codes(rows[c]) for c in dict.fromkeys([*ids, *(c for spec in SPECS[table] for c in spec[1])])}
     order = np.lexsort([coded[c][0] for c in reversed(ids)])
-    frames = []
     for figure, by, key, metrics, only in SPECS[table]:
         keys = ["model", *by, "prompt_id"]
         take = order if only is None else order[(rows[only[0]] == only[1]).to_numpy()[order]]
         take = take[np.logical_and.reduce([coded[c][0][take] >= 0 for c in keys])]  # (no NaN keys, as groupby)
+        if not take.size:
+            continue
         part = pd.DataFrame({**{c: coded[c][0][take] for c in keys},
                              **{m: rows[m].to_numpy(dtype=float)[take] for m in metrics}})
         means = part.groupby(keys, sort=False)[metrics].mean().reset_index()
@@ -101,13 +103,13 @@ def _per_prompt(rows: pd.DataFrame, table: str, name: str) -> pd.DataFrame:
         means = means.assign(figure=figure, key=key(means))
         frames.append(means.melt(id_vars=["model", "figure", "key", "prompt_id"], value_vars=metrics,
                                  var_name="metric", value_name=name))
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames[1:] or frames, ignore_index=True)
 
 
 def _codes(column: pd.Series) -> "tuple[np.ndarray, pd.Index]":
     """Integer codes of ``column`` in the sort order of its values (-1 for NaN), and the values they stand for."""
     codes, uniques = pd.factorize(column, sort=True)
-    return codes.astype(np.int32), uniques
+    return codes.astype(np.min_scalar_type(-len(uniques) - 1)), uniques  # signed: -1 stays -1
 
 
 def _paired(merged: pd.DataFrame, resamples: int) -> pd.DataFrame:
