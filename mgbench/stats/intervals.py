@@ -2,7 +2,9 @@
 
 Every interval is ``scipy.stats.bootstrap``'s (BCa, resampling with a fixed seed), so the same numbers
 come back on every call. The unit resampled is the prompt: rows that share a prompt share its random
-numbers (common random numbers across sites, techniques and pairs) and so are not independent.
+numbers (common random numbers across sites, techniques and pairs) and so are not independent. Many groups
+are computed at once (``mean_intervals``, ``paired_differences``, and ``with_intervals`` through them), each
+equal to the last bit to its own scipy call.
 """
 
 from __future__ import annotations
