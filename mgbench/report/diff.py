@@ -1,12 +1,13 @@
 """Nightly regression diff: which aggregate metrics changed significantly since a baseline run.
 
 Each aggregate (a figure's point: a DecoderLens layer, a profile site, a pair type, the ceiling by pair
-type) is compared as a *paired* difference over prompts: rows of the two runs are matched on their ids
-(prompt_id included), each run's rows are averaged within prompt (as ``stats.with_intervals`` does), and
-``stats.paired_difference`` gives the mean change, its bootstrap interval and a paired t-test p. The
-p-values of all compared aggregates are then adjusted together (Benjamini-Hochberg,
-``stats.flag_changes``): an aggregate is *changed* when its adjusted p is below ``ALPHA``, so among the
-changed aggregates the expected share of false alarms is at most ``ALPHA``.
+type) is compared as a *paired* difference over prompts: each run's rows are first averaged within prompt
+for every aggregate (as ``stats.with_intervals`` does), so memory follows the number of aggregates, not of
+rows; the two runs' per-prompt values are then paired on prompt_id (a row of one run counts where the other
+run has rows of that aggregate and prompt too), and ``stats.paired_differences`` gives every aggregate's mean
+change, its bootstrap interval and a paired t-test p at once. The p-values of all compared aggregates are then
+adjusted together (Benjamini-Hochberg, ``stats.flag_changes``): an aggregate is *changed* when its adjusted p
+is below ``ALPHA``, so among the changed aggregates the expected share of false alarms is at most ``ALPHA``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..stats.intervals import paired_difference
+from ..stats.intervals import paired_differences, row_means
 from ..stats.verdicts import flag_changes
 from .results import Results
 
@@ -30,20 +31,18 @@ COLUMNS = ["model", "figure", "key", "metric", "before", "after", "delta", "lo",
            "changed"]
 
 
-def _specs(table: str, rows: pd.DataFrame) -> "list[tuple[str, list[str], pd.Series, list[str], pd.Series]]":
-    """The aggregates of ``table`` (as ``results.aggregates`` forms them, plus the ceiling's):
-    (figure, group columns, key per row, metrics, row mask)."""
-    everything = pd.Series(True, index=rows.index)
-    if table == "decoderlens":
-        return [("decoderlens", ["concept", "layer"], rows.concept + "-L" + rows.layer.astype(str), ["ndcg"],
-                 everything)]
-    if table == "interventions":
-        return [("profile", ["technique", "component", "layer"],
-                 rows.technique + "-L" + rows.layer.astype(str) + "." + rows.component, ["effect", "precision"],
-                 everything),
-                ("pair_type", ["technique", "pair_type"], rows.technique + "-" + rows.pair_type,
-                 ["effect", "effect_original", "effect_desired"], rows.component == "mlp")]
-    return [("ceiling", ["pair_type"], "ceiling-" + rows.pair_type, ["effect", "precision"], everything)]
+#: the aggregates of each table (as ``results.aggregates`` forms them, plus the ceiling's): figure, the columns
+#: that group its rows, the key built from them, its metrics, and the (column, value) its rows must have
+SPECS = {"decoderlens": [("decoderlens", ["concept", "layer"], lambda g: g.concept + "-L" + g.layer.astype(str),
+                          ["ndcg"], None)],
+         "interventions": [("profile", ["technique", "component", "layer"],
+                            lambda g: g.technique + "-L" + g.layer.astype(str) + "." + g.component,
+                            ["effect", "precision"], None),
+                           ("pair_type", ["technique", "pair_type"], lambda g: g.technique + "-" + g.pair_type,
+                            ["effect", "effect_original", "effect_desired"], ("component", "mlp"))],
+         "ceiling": [("ceiling", ["pair_type"], lambda g: "ceiling-" + g.pair_type, ["effect", "precision"], None)]}
+#: what identifies an aggregate
+AGGREGATE = ["model", "figure", "key", "metric"]
 
 
 def compare_results(current: Results, baseline: Results, alpha: float = ALPHA, resamples: int = 9999) -> pd.DataFrame:
@@ -55,48 +54,83 @@ def compare_results(current: Results, baseline: Results, alpha: float = ALPHA, r
     (``p_adjusted < alpha``). An aggregate with rows on one side only has ``before`` or ``after`` nan,
     no p, and is never ``changed``. Sorted changed first, then by adjusted p. ``resamples``: the bootstrap's.
     """
-    rows = []
+    frames = []
     for table, ids in IDS.items():
         a, b = baseline.table(table), current.table(table)
         if a.empty and b.empty:
             continue
-        keys = ["model", *ids]
         for side in (a, b):
-            missing = [c for c in keys if not side.empty and c not in side.columns]
+            missing = [c for c in ["model", *ids] if not side.empty and c not in side.columns]
             if missing:
                 raise ConfigError(f"the {table} table lacks the id column(s) {', '.join(missing)} that pair rows of "
                                   "two runs: it is from an older mgbench; rerun `mgbench run` to write it anew")
-        merged = _side(a, table, "before").merge(_side(b, table, "after"), on=[*keys, "pair_type", "figure", "key",
-                                                                           "metric"], how="outer")
-        for (model, figure, key, metric), group in merged.groupby(["model", "figure", "key", "metric"], sort=True):
-            per_prompt = group.groupby("prompt_id")[["before", "after"]].mean()
-            both = per_prompt.dropna()
-            if both.empty:
-                rows.append({"model": model, "figure": figure, "key": key, "metric": metric,
-                             "before": per_prompt.before.mean(), "after": per_prompt.after.mean(),
-                             "delta": np.nan, "lo": np.nan, "hi": np.nan, "p": np.nan, "n": 0})
-                continue
-            d = paired_difference(both.after.to_numpy(), both.before.to_numpy(), resamples=resamples)
-            rows.append({"model": model, "figure": figure, "key": key, "metric": metric,
-                         "before": both.before.mean(), "after": both.after.mean(), "delta": d.diff, "lo": d.lo,
-                         "hi": d.hi, "p": d.p, "n": d.n})
+        merged = _per_prompt(a, table, "before").merge(_per_prompt(b, table, "after"), on=[*AGGREGATE, "prompt_id"],
+                                                       how="outer")
+        frames.append(_paired(merged, resamples))
+    rows = [f for f in frames if not f.empty]
     if not rows:
         return pd.DataFrame(columns=COLUMNS)
-    return flag_changes(pd.DataFrame(rows), alpha=alpha).reset_index(drop=True)[COLUMNS]
+    return flag_changes(pd.concat(rows, ignore_index=True), alpha=alpha).reset_index(drop=True)[COLUMNS]
 
 
-def _side(rows: pd.DataFrame, table: str, name: str) -> pd.DataFrame:
-    """One run's rows of ``table`` in long form: ids, figure, key, metric and the value as column ``name``."""
-    ids = ["model", *IDS[table], "pair_type"]
+def _per_prompt(rows: pd.DataFrame, table: str, name: str) -> pd.DataFrame:
+    """One run's aggregates of ``table`` averaged within prompt, in long form: ``AGGREGATE``, prompt_id and the
+    value as column ``name``.
+
+    Rows are grouped on integer codes of their key columns, and only their metrics are gathered: memory follows the
+    rows by a few bytes each, whatever the strings. Each prompt's mean sums its rows in id order (the order an outer
+    merge of two runs' rows on their ids gives them), so it equals that of both runs' merged rows to the last bit: a
+    BCa interval of few prompts can jump at a last-bit change."""
+    frames = [pd.DataFrame({c: pd.Series(dtype=float if c == name else object)
+                            for c in [*AGGREGATE, "prompt_id", name]})]
     if rows.empty:
-        return pd.DataFrame(columns=[*ids, "figure", "key", "metric", name])
-    rows = rows.reindex(columns=sorted(set(rows.columns) | {"pair_type"}))
-    frames = []
-    for figure, _, key, metrics, mask in _specs(table, rows):
-        part = rows[mask].assign(figure=figure, key=key[mask])
-        frames.append(part.melt(id_vars=[*ids, "figure", "key"], value_vars=metrics, var_name="metric",
-                                value_name=name))
-    return pd.concat(frames, ignore_index=True)
+        return frames[0]
+    if "pair_type" not in rows.columns:  # (without it, no pair type aggregate)
+        rows = rows.assign(pair_type=np.nan)
+    ids = ["model", *IDS[table]]
+    coded = {c: _codes(rows[c]) for c in dict.fromkeys([*ids, *(c for spec in SPECS[table] for c in spec[1])])}
+    order = np.lexsort([coded[c][0] for c in reversed(ids)])
+    for figure, by, key, metrics, only in SPECS[table]:
+        keys = ["model", *by, "prompt_id"]
+        take = order if only is None else order[(rows[only[0]] == only[1]).to_numpy()[order]]
+        take = take[np.logical_and.reduce([coded[c][0][take] >= 0 for c in keys])]  # (no NaN keys, as groupby)
+        if not take.size:
+            continue
+        part = pd.DataFrame({**{c: coded[c][0][take] for c in keys},
+                             **{m: rows[m].to_numpy(dtype=float)[take] for m in metrics}})
+        means = part.groupby(keys, sort=False)[metrics].mean().reset_index()
+        means = means.assign(**{c: coded[c][1].take(means[c]) for c in keys})
+        means = means.assign(figure=figure, key=key(means))
+        frames.append(means.melt(id_vars=["model", "figure", "key", "prompt_id"], value_vars=metrics,
+                                 var_name="metric", value_name=name))
+    return pd.concat(frames[1:] or frames, ignore_index=True)
+
+
+def _codes(column: pd.Series) -> "tuple[np.ndarray, pd.Index]":
+    """Integer codes of ``column`` in the sort order of its values (-1 for NaN), and the values they stand for."""
+    codes, uniques = pd.factorize(column, sort=True)
+    return codes.astype(np.min_scalar_type(-len(uniques) - 1)), uniques  # signed: -1 stays -1
+
+
+def _paired(merged: pd.DataFrame, resamples: int) -> pd.DataFrame:
+    """Every aggregate of ``merged`` (per-prompt ``before`` and ``after``, NaN where a run lacks the prompt): one
+    row per aggregate, in ``AGGREGATE`` order, with its paired difference over the prompts both runs have."""
+    if merged.empty:
+        return pd.DataFrame(columns=[*AGGREGATE, "before", "after", "delta", "lo", "hi", "p", "n"])
+    merged = merged.sort_values([*AGGREGATE, "prompt_id"], kind="stable")
+    groups = merged.groupby(AGGREGATE, sort=True)
+    sizes = groups.size()
+    group, position = groups.ngroup().to_numpy(), groups.cumcount().to_numpy()
+    before, after = (np.full((len(sizes), int(sizes.max())), np.nan) for _ in range(2))
+    before[group, position], after[group, position] = merged.before.to_numpy(float), merged.after.to_numpy(float)
+    found = paired_differences(after, before, resamples=resamples)
+    both = ~(np.isnan(before) | np.isnan(after))
+    matched = found.n.to_numpy() > 0  # means over the matched prompts; over each side's own where none match
+    out = sizes.index.to_frame(index=False)
+    out["before"], out["after"] = (np.where(matched, row_means(np.where(both, side, np.nan)), row_means(side))
+                                   for side in (before, after))
+    out["delta"], out["lo"], out["hi"], out["p"], out["n"] = found["diff"], found.lo, found.hi, found.p, found.n
+    return out
 
 
 def diff_results(current: Results, baseline: Results, alpha: float = ALPHA, resamples: int = 9999) -> pd.DataFrame:
