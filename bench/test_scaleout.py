@@ -14,6 +14,8 @@ from mgbench.experiments.selection import Selection
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.experiments.workers import run_workers
 
+pytestmark = pytest.mark.computes  # benchmarks load models: --no-compute skips them
+
 #: the sweep of test_speed.py: 3 concepts, both techniques, every site of the tiny model, 2 prompts of 1 s
 SWEEP = Selection(experiments=("interventions",), concepts=("guitar", "piano", "jazz"))
 

@@ -32,6 +32,8 @@ from mgbench.perf.profile import step_split
 from mgbench.zoo.architectures import SHAPES
 from mgbench.zoo.loading import is_available, load_musicgen
 
+pytestmark = pytest.mark.computes  # benchmarks load models: --no-compute skips them
+
 CONCEPTS = ["guitar", "piano", "jazz"]
 
 

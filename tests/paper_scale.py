@@ -35,11 +35,12 @@ import pyarrow as pa
 from mgbench.concepts.audioset import label_names
 from mgbench.concepts.concept_set import load_concepts, pair_type
 from mgbench.concepts.recognition import recognition
+from mgbench.engine.runner import GenerationSettings
+from mgbench.engine.sites import PAPER_COMPONENTS
 from mgbench.experiments.metrics import random_ranking_ndcg
-from mgbench.experiments.pipeline import Selection, write_tables
-from mgbench.model.architectures import NUM_LAYERS
-from mgbench.model.runner import GenerationSettings
-from mgbench.model.sites import PAPER_COMPONENTS
+from mgbench.experiments.pipeline import write_tables
+from mgbench.experiments.selection import Selection
+from mgbench.zoo.architectures import NUM_LAYERS
 
 EXPECTATIONS = Path(__file__).resolve().parents[1] / "expectations"
 SIZES = ("small", "medium", "large")

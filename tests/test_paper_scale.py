@@ -2,22 +2,24 @@
 its designed outcomes are what the bench's ranges and the claims' checks find."""
 
 from dataclasses import asdict
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from paper_scale import CLAIMS, EXPECTATIONS, SECONDS, SIZES, intervention_rows, prompts_for, write_paper_results
 
 from mgbench.concepts.concept_set import load_concepts
+from mgbench.engine.runner import GenerationSettings
 from mgbench.experiments import tunedlens
-from mgbench.experiments.pipeline import Selection, run_info, run_selection
+from mgbench.experiments.claims import MODEL_CLAIMS, large_replace_best_precision
+from mgbench.experiments.pipeline import run_info, run_selection
+from mgbench.experiments.selection import Selection
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.lens.training import LensTraining
-from mgbench.model.runner import GenerationSettings
 from mgbench.report.render import build_report
 from mgbench.report.results import load_results
 from mgbench.stats.intervals import with_intervals
 from mgbench.suite.cases import enumerate_cases
-from mgbench.suite.claims import MODEL_CLAIMS, large_replace_best_precision
 from mgbench.suite.expectations import Expectations
 from mgbench.suite.stored import missing_rows, read_results, stored_ids
 
@@ -70,12 +72,13 @@ def test_every_reader_accepts_it(paper, tmp_path):
         tables, reason = read_results(paper.folder / size, size, settings)
         assert reason is None and len(tables["interventions"]) == paper.rows[size]
         ids[size] = stored_ids(tables)
-    prompts = dict.fromkeys(SIZES, paper.prompts)
+    sessions = {size: Session(RunConfig(model=size, prompts=paper.prompts,
+                                        generation=GenerationSettings(seconds=SECONDS))) for size in SIZES}
     for size in SIZES:
-        for experiment in ("decoderlens", "similarity", "intervention", "profile", "pair_type", "claim"):
-            cases = enumerate_cases(experiment, size, concepts)
+        for kind in ("decoderlens", "tunedlens", "similarity", "intervention", "profile", "pair_type", "claim"):
+            cases = enumerate_cases(kind, size, concepts)
             for case in (cases[0], cases[-1]):
-                assert missing_rows(case, ids, prompts, concepts) is None, case.id
+                assert missing_rows(case, sessions.get, ids, concepts) is None, case.id
     tables, reason = read_results(paper.folder / "large", "large", {**settings, "prompts": 100})
     assert "give the same --prompts" in reason  # a check with other settings refuses it
 
@@ -108,3 +111,34 @@ def test_its_claims_hold_or_fail_as_designed(paper):
     for size in SIZES:
         assert {claim: check(iv[iv.model == size]).label for claim, check in MODEL_CLAIMS.items()} == CLAIMS[size]
     assert large_replace_best_precision(iv).label == CLAIMS["all sizes"]["large-replace-best-precision"]
+
+
+def test_no_compute_computes_nothing(paper, pytester, monkeypatch):
+    """`pytest bench/ --gpu --results DIR --no-compute` over every kind of case and benchmark, with every loader made
+    to fail: the cases are checked from the stored tables, and what would load a model skips with one line."""
+    from transformers import MusicgenForConditionalGeneration
+
+    from mgbench.classify import loading as classify_loading
+    from mgbench.zoo import loading
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--no-compute loaded a model")
+
+    for owner, name in ((loading, "load_musicgen"), (classify_loading, "load_classifier"),
+                        (MusicgenForConditionalGeneration, "from_pretrained")):
+        monkeypatch.setattr(owner, name, refuse)
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    for name in ("test_paper.py", "test_speed.py", "test_scaleout.py"):
+        pytester.makepyfile(**{name.removesuffix(".py"): (bench / name).read_text()})
+    (pytester.path / "expectations").symlink_to(EXPECTATIONS)
+    chosen = ("small-guitar-L0 or small-tuned-guitar-L0 or small-replace-L0.mlp or claim or speed or ray "
+              "or tiny-guitar-L0")
+    result = pytester.runpytest_inprocess("--gpu", "--no-compute", f"--results={paper.folder}", "--prompts",
+                                          str(paper.prompts), "--seconds", str(SECONDS), "-k", chosen, "-rs",
+                                          "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("errors", 0) == 0 and "--no-compute loaded a model" not in result.stdout.str()
+    assert outcomes["passed"] >= 4  # small's DecoderLens, tuned-lens and profile cases, and claims that hold
+    skipped = "\n".join(line for line in result.stdout.lines if line.startswith("SKIPPED"))
+    assert "--no-compute computes nothing" in skipped  # the speed and scale-out benchmarks, the GPU test
+    assert "no results of tiny" in skipped  # tiny's tables are not in the folder: its cases skip, nothing computes

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from mgbench.cli import main
+from mgbench.experiments.interventions import IDS
 from mgbench.experiments.planning import DEFAULT_EFFECT_SD, effect_sd
 from mgbench.experiments.store import ResultStore
 
@@ -49,10 +50,10 @@ def cached_rows(sds: dict[str, float], prompts: int = 5) -> pd.DataFrame:
 
 def test_the_sd_is_pooled_within_pair_and_site():
     rows = cached_rows({"mlp": 0.3, "cross_attn": 0.4})
-    assert effect_sd(rows) == pytest.approx(math.sqrt((0.3**2 + 0.4**2) / 2))
+    assert effect_sd(rows, IDS) == pytest.approx(math.sqrt((0.3**2 + 0.4**2) / 2))
     twice = pd.concat([rows, rows.assign(effect=rows.effect)])  # two rows per prompt: averaged first
-    assert effect_sd(twice) == pytest.approx(effect_sd(rows))
-    assert math.isnan(effect_sd(pd.DataFrame())) and math.isnan(effect_sd(rows[rows.prompt_id == 0]))
+    assert effect_sd(twice, IDS) == pytest.approx(effect_sd(rows, IDS))
+    assert math.isnan(effect_sd(pd.DataFrame(), IDS)) and math.isnan(effect_sd(rows[rows.prompt_id == 0], IDS))
 
 
 def test_plan_uses_the_sessions_cached_interventions(tmp_path, monkeypatch, capsys):
@@ -64,5 +65,5 @@ def test_plan_uses_the_sessions_cached_interventions(tmp_path, monkeypatch, caps
     assert main([*PLAN, "--prompts", "4"]) == 0
     out = capsys.readouterr().out
     value, n, sd = printed(out)
-    assert n == 4 and sd == 0.5 and "from this session's 5 cached interventions rows" in out
+    assert n == 4 and sd == 0.5 and "from this session's 5 cached rows" in out
     assert value == round(formula(0.5, 4), 3)

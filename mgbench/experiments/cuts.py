@@ -19,7 +19,6 @@ from .metrics import ndcg, random_ranking_ndcg
 from .resume import chunks, fill_table
 from .selection import Selection
 from .session import Session
-from .summaries import over_prompts
 
 IDS = ["concept", "layer", "prompt_id"]
 
@@ -63,11 +62,7 @@ def lens_kind(name: str, prefix: tuple[str, ...] = ()) -> CaseKind:
     def wants(case: Case, concepts: ConceptSet) -> list[tuple[str, Selection]]:
         return [(case.size, Selection((name,), concepts=(case.concept,), layers=(case.layer,)))]
 
-    def metrics(case: Case, tables: dict[str, pd.DataFrame]) -> dict[str, float]:
-        t = tables.get(name, pd.DataFrame())
-        return over_prompts(t if t.empty else t[(t.concept == case.concept) & (t.layer == case.layer)], ["ndcg"])
-
-    return CaseKind(name, cases, wants, metrics=metrics)
+    return CaseKind(name, cases, wants, table=name, aggregate=Aggregate(name, ("concept", "layer"), ("ndcg",)))
 
 
 def cut_rows(session: Session, wanted: pd.DataFrame, table: str, lens: "TunedLens | None" = None) -> pd.DataFrame:

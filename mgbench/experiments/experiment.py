@@ -73,23 +73,6 @@ Tables = Callable[[str], dict[str, pd.DataFrame]]
 
 
 @dataclass(frozen=True)
-class CaseKind:
-    """A kind of bench case, the parametrized test ``test_<name>``.
-
-    ``cases(size, concepts, layers)`` lists its cases for a model of ``layers`` layers; ``wants(case, concepts)`` the
-    rows a case reads, as ``(size, selection)`` pairs (a selection names one experiment); a case's result is either
-    ``metrics(case, tables)`` (numbers with ``_lo``/``_hi`` interval bounds, checked against expected ranges) or
-    ``verdict(case, tables)`` (a claim; ``tables(size)`` gives any model's tables).
-    """
-
-    name: str
-    cases: Callable[[str, ConceptSet, int], list[Case]]
-    wants: Callable[[Case, ConceptSet], list[tuple[str, Selection]]]
-    metrics: "Callable[[Case, dict[str, pd.DataFrame]], dict[str, float]] | None" = None
-    verdict: "Callable[[Case, Tables], Verdict] | None" = None
-
-
-@dataclass(frozen=True)
 class Aggregate:
     """A summary of an experiment's rows: grouped by ``by`` (and by the sweep columns ``sweeps`` where present),
     each metric's mean over prompts with its 95% interval (``stats.with_intervals``); ``where`` keeps some rows
@@ -109,6 +92,33 @@ class Aggregate:
     def keys(self, table: pd.DataFrame) -> list[str]:
         """The columns a group is made of in ``table``: ``by`` and the sweeps it carries."""
         return [*self.by, *(c for c in self.sweeps if c in table.columns)]
+
+
+@dataclass(frozen=True)
+class CaseKind:
+    """A kind of bench case, the parametrized test ``test_<name>``.
+
+    ``cases(size, concepts, layers)`` lists its cases for a model of ``layers`` layers; ``wants(case, concepts)`` the
+    rows a case reads, as ``(size, selection)`` pairs (a selection names one experiment). A case's result is one of:
+
+    - the group of ``table``'s rows that ``aggregate`` makes of the case's values of its ``by`` columns (the
+      group's metrics over prompts with ``_lo``/``_hi`` interval bounds, checked against expected ranges; every case
+      of a kind is computed from one grouping of the table, ``suite.cases.kind_metrics``);
+    - ``metrics(case, tables)``: numbers computed otherwise (no interval);
+    - ``verdict(case, tables)``: a claim (``tables(size)`` gives any model's tables).
+    """
+
+    name: str
+    cases: Callable[[str, ConceptSet, int], list[Case]]
+    wants: Callable[[Case, ConceptSet], list[tuple[str, Selection]]]
+    table: str = ""
+    aggregate: "Aggregate | None" = None
+    metrics: "Callable[[Case, dict[str, pd.DataFrame]], dict[str, float]] | None" = None
+    verdict: "Callable[[Case, Tables], Verdict] | None" = None
+
+    def key(self, case: Case) -> tuple:
+        """The case's group: its values of the aggregate's ``by`` columns."""
+        return tuple(getattr(case, column) for column in self.aggregate.by)
 
 
 def _always(selection: Selection, layers: int) -> bool:

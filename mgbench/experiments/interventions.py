@@ -32,7 +32,6 @@ from .listening import write_examples
 from .pairs import against_baseline, fill_pair_table, selected_pairs
 from .selection import Selection
 from .session import Session
-from .summaries import over_prompts
 from .techniques import TECHNIQUES, UNSCALED
 
 NAME = "interventions"
@@ -135,15 +134,6 @@ def _pairs(concepts: ConceptSet) -> list[tuple[str, str]]:
     return [(o, d) for o in concepts.names for d in concepts.names if o != d]
 
 
-def _rows(table: pd.DataFrame, **match) -> pd.DataFrame:
-    if table.empty:
-        return table
-    keep = pd.Series(True, index=table.index)
-    for column, value in match.items():
-        keep &= table[column] == value
-    return table[keep]
-
-
 def _intervention_cases(size: str, concepts: ConceptSet, layers: int) -> list[Case]:
     return [Case("intervention", size, technique=t, original=o, desired=d, layer=s.layer, component=s.component,
                  parts=(t, f"{o}-to-{d}", str(s)))
@@ -183,19 +173,6 @@ def _wants(case: Case, concepts: ConceptSet) -> list[tuple[str, Selection]]:
     return [(size, Selection((NAME,))) for size in sizes]
 
 
-def _metrics(case: Case, tables: dict[str, pd.DataFrame]) -> dict[str, float]:
-    table = tables.get(NAME, pd.DataFrame())
-    if case.experiment == "intervention":
-        rows = _rows(table, technique=case.technique, original=case.original, desired=case.desired,
-                     layer=case.layer, component=case.component)
-        return over_prompts(rows, [*EFFECTS, "precision"])
-    if case.experiment == "profile":
-        rows = _rows(table, technique=case.technique, layer=case.layer, component=case.component)
-        return over_prompts(rows, ["effect", "precision"])
-    return over_prompts(_rows(table, technique=case.technique, pair_type=case.pair_type, component="mlp"),
-                        list(EFFECTS))
-
-
 def _verdict(case: Case, tables: Tables) -> Verdict:
     if case.claim in CROSS_SIZE_CLAIMS:
         return CROSS_SIZE_CLAIMS[case.claim](pd.concat([tables(size)[NAME] for size in REAL_SIZES]))
@@ -224,7 +201,10 @@ EXPERIMENT = Experiment(
                        key=lambda t: t.technique + "-L" + t.layer.astype(str) + "." + t.component),
              Aggregate("pair_type", ("technique", "pair_type"), EFFECTS, where=_mlp, sweeps=SWEEP_IDS,
                        key=lambda t: t.technique + "-" + t.pair_type)),
-    cases=(CaseKind("intervention", _intervention_cases, _wants, metrics=_metrics),
-           CaseKind("profile", _profile_cases, _wants, metrics=_metrics),
-           CaseKind("pair_type", _pair_type_cases, _wants, metrics=_metrics),
+    cases=(CaseKind("intervention", _intervention_cases, _wants, NAME,
+                    Aggregate("intervention", tuple(IDS[:-1]), (*EFFECTS, "precision"))),
+           CaseKind("profile", _profile_cases, _wants, NAME,
+                    Aggregate("profile", ("technique", "layer", "component"), ("effect", "precision"))),
+           CaseKind("pair_type", _pair_type_cases, _wants, NAME,
+                    Aggregate("pair_type", ("technique", "pair_type"), EFFECTS, where=_mlp)),
            CaseKind("claim", _claim_cases, _wants, verdict=_verdict)))

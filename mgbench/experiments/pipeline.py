@@ -13,7 +13,8 @@ import pandas as pd
 from .. import __version__
 from ..paths import atomic_write_bytes, atomic_write_with
 from ..zoo.loading import RANDOM_MODELS, planted_truth
-from .catalog import EXPERIMENTS, selected, validate
+from . import catalog
+from .catalog import selected, validate
 from .experiment import Experiment
 from .selection import Selection
 from .session import Session
@@ -47,7 +48,7 @@ def summarize(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     already wide table, and the rows have the same shape as the per-prompt tables.
     """
     out = {}
-    for experiment in EXPERIMENTS:
+    for experiment in catalog.EXPERIMENTS:
         table = tables.get(experiment.name)
         for aggregate in experiment.summary if table is not None and not table.empty else ():
             rows = summarize_rows(aggregate, table)
@@ -98,7 +99,7 @@ def write_results(session: Session, selection: Selection, tables: dict[str, pd.D
     info = {**run_info(session), "selection": asdict(selection)}
     tables = {name: table for name, table in tables.items() if not table.empty}
     written = write_tables(out, tables, info)  # first: what follows generates audio or fits
-    for experiment in EXPERIMENTS:
+    for experiment in catalog.EXPERIMENTS:
         if experiment.name in tables and experiment.outputs is not None:
             extra, paths = experiment.outputs(session, tables[experiment.name], out, listen)
             written += [*write_tables(out, extra, info)[:-1], *paths] if extra else paths

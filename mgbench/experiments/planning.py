@@ -17,7 +17,8 @@ from ..perf.calibration import calibrate
 from ..perf.cost import DEVICE_PROFILES, flops_per_clip, projected_rate
 from ..stats.power import resolvable_difference
 from ..zoo.architectures import NUM_LAYERS, SHAPES, DecoderShape
-from .catalog import EXPERIMENTS, validate
+from . import catalog
+from .catalog import validate
 from .selection import Selection
 from .session import DTYPES, Session
 from .shards import missing_work, pass_concepts
@@ -147,7 +148,8 @@ def effect_sd(rows: pd.DataFrame, ids: Sequence[str]) -> float:
 
 def cached_effect_sd(store: "ResultStore | None") -> tuple[float, int]:
     """``effect_sd`` pooled over every stored table with an effect (interventions, the ceiling), and its rows."""
-    tables = [(e, store.read(e.name)) for e in EXPERIMENTS if e.stored and "effect" in e.columns] if store else []
+    with_effect = [e for e in catalog.EXPERIMENTS if e.stored and "effect" in e.columns]
+    tables = [(e, store.read(e.name)) for e in with_effect] if store else []
     variances = pd.concat([effect_variances(rows, e.ids) for e, rows in tables] or [pd.Series(dtype=float)])
     return (float(np.sqrt(variances.mean())) if len(variances) else math.nan), sum(len(rows) for _, rows in tables)
 

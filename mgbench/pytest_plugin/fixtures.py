@@ -9,7 +9,7 @@ from dataclasses import asdict
 import pytest
 
 from ..experiments.experiment import Case, Verdict
-from ..suite.cases import case_metrics, get_kind, split_intervals
+from ..suite.cases import get_kind, split_intervals
 from .state import STATE, BenchState
 
 
@@ -66,7 +66,7 @@ class CaseChecker:
         Only the point metrics are kept as the case's golden values (``--update-expectations``).
         """
         self._skip_if_unavailable(case)
-        values = {k: float(v) for k, v in case_metrics(case, self.state.size_tables(case.size)).items()}
+        values = {k: float(v) for k, v in self.state.case_metrics(case).items()}
         self.state.metrics[case.id] = split_intervals(values)[0]
         for metric, value in values.items():
             self.request.node.user_properties.append((metric, value))

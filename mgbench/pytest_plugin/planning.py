@@ -63,6 +63,8 @@ def gpu_skip_reason(config: pytest.Config) -> "str | None":
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("computes") is not None and item.config.getoption("--no-compute", False):
+        pytest.skip("--no-compute computes nothing (this test loads a model)")
     if item.get_closest_marker("gpu") is not None:
         reason = gpu_skip_reason(item.config)
         if reason:

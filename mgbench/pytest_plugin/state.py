@@ -14,8 +14,9 @@ from ..errors import MgbenchError
 from ..experiments.experiment import Case
 from ..experiments.selection import Selection
 from ..paths import TINY_VERSION
+from ..suite.cases import case_metrics, get_kind, group_metrics, kind_metrics
 from ..suite.expectations import Expectations
-from ..suite.stored import missing_rows, read_results, stored_ids
+from ..suite.stored import lacking, missing_rows, read_results, stored_ids
 from ..zoo.architectures import REAL_SIZES
 
 #: the offline sizes (always run, on the CPU): toy (a planted mechanism) and tiny (random weights, golden values)
@@ -45,6 +46,8 @@ class BenchState:
         self.metrics: dict[str, dict[str, float]] = {}
         self.outcomes: dict[str, str] = {}  # case id -> passed / failed / skipped
         self.stored: dict[str, tuple[dict[str, set], "str | None"]] = {}  # --no-compute: row ids, why not checkable
+        self.grouped: dict[tuple[str, str], "pd.DataFrame | None"] = {}  # (size, case kind) -> every case's metrics
+        self.complete: dict[str, bool] = {}  # --no-compute: a model's stored tables hold every row its cases read
 
     @cached_property
     def expectations(self) -> Expectations:
@@ -137,11 +140,29 @@ class BenchState:
             self.stored[size] = {}, f"shard {shard} of {size}: " + "; ".join(done)
         return self.stored[size][1]
 
+    def case_metrics(self, case: Case) -> dict[str, float]:
+        """The case's metrics; every case of its kind computed at once, on the kind's first case (one grouping of
+        the table, intervals vectorized over the groups: ``suite.cases.kind_metrics``)."""
+        kind = get_kind(case.experiment)
+        if kind.aggregate is None:
+            return case_metrics(case, self.size_tables(case.size))
+        if (case.size, kind.name) not in self.grouped:
+            self.grouped[(case.size, kind.name)] = kind_metrics(kind, self.size_tables(case.size))
+        return group_metrics(kind, self.grouped[(case.size, kind.name)], case)
+
     def missing(self, case: Case) -> "str | None":
-        """With --no-compute: what the stored tables lack of the case's rows (None: nothing)."""
+        """With --no-compute: what the stored tables lack of the case's rows (None: nothing). Checked once for all
+        the session's cases of a model (its selections against the stored row ids), and case by case only where
+        rows are missing."""
         if not self.no_compute:
             return None
         ids = {s: self.stored[s][0] for s in self.selections if not self.unavailable(s)}
+        for size in ids:
+            if size not in self.complete:
+                self.complete[size] = not any(lacking(self.session(size), selection, ids[size])
+                                              for selection in self.selections[size])
+        if all(self.complete.get(size, False) for size, _ in get_kind(case.experiment).wants(case, self.concepts)):
+            return None
         return missing_rows(case, self.session, ids, self.concepts)
 
 

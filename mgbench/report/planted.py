@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..experiments.catalog import EXPERIMENTS
+from ..experiments import catalog
 from ..suite.ground_truth import evidence, recognition, recovered, roles
 from .results import Results
 
@@ -21,7 +21,7 @@ def planted_blocks(results: Results) -> list[Block]:
         planted = info.get("planted")
         if not planted:
             continue
-        tables = {e.name: _mine(results.table(e.name), model) for e in EXPERIMENTS}
+        tables = {e.name: _mine(results.table(e.name), model) for e in catalog.EXPERIMENTS}
         blocks += [("h", 2, f"Planted truth recovered? ({model})"),
                    ("p", f"Planted: {planted['statement']}. Each row is a check the suite must pass on this model "
                          "(docs/toy-world.md says why each holds).")]

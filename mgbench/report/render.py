@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..experiments.catalog import EXPERIMENTS
+from ..experiments import catalog
 from ..paths import atomic_write_bytes
 from ..stats.intervals import FEW_PROMPTS, SMALL_SAMPLE_COVERAGE
 from ..suite.expectations import Expectations, default_expectations_dir
@@ -45,7 +45,7 @@ def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results |
     fig_dir = out / "figures"
     for model in results.runs:
         blocks.append(("h", 2, f"Figures: {model}"))
-        for experiment in EXPERIMENTS:
+        for experiment in catalog.EXPERIMENTS:
             table = results.table(experiment.name)
             if table.empty or model not in set(table.model):
                 continue
@@ -68,7 +68,7 @@ def _settings(results: Results) -> list[Block]:
 
 def _few_prompts(results: Results) -> list[Block]:
     """A caveat when some run has fewer prompts per concept than the bootstrap intervals need."""
-    tables = [results.table(e.name) for e in EXPERIMENTS]
+    tables = [results.table(e.name) for e in catalog.EXPERIMENTS]
     counts = [table.groupby(["model", "concept" if "concept" in table else "original"]).prompt_id.nunique()
               for table in tables if not table.empty and "prompt_id" in table]
     fewest = min((int(c.min()) for c in counts), default=FEW_PROMPTS)

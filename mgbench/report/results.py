@@ -9,12 +9,17 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ConfigError
-from ..experiments.catalog import EXPERIMENTS
+from ..experiments import catalog
 from ..stats.intervals import with_intervals
 
 #: the columns the report reads from each table (a table without them is from an older mgbench or another tool):
 #: every experiment's (``Experiment.columns``) and bench.csv's
-COLUMNS = {**{e.name: e.columns for e in EXPERIMENTS}, "bench": ("case", "experiment", "metric", "value")}
+BENCH_COLUMNS = ("case", "experiment", "metric", "value")
+
+
+def columns(name: str) -> tuple[str, ...]:
+    """The columns the report reads of table ``name``: an experiment's (``Experiment.columns``) or bench.csv's."""
+    return BENCH_COLUMNS if name == "bench" else catalog.get(name).columns
 #: a table that swept a strength (``--alphas``: an ``alpha`` column) keeps its alpha-1 rows, the paper's edits, for
 #: every figure and check made for those; all its rows are the table ``<name>:alpha`` (the steering figure's)
 SWEPT = ":alpha"
@@ -49,7 +54,7 @@ def load_results(folder: "str | Path") -> Results:
     for run in runs:
         info = _run_info(run / "run.json")
         results.runs[info["model"]] = info
-        for name in (e.name for e in EXPERIMENTS):
+        for name in (e.name for e in catalog.EXPERIMENTS):
             path = run / f"{name}.parquet"
             if path.exists():
                 results.tables[name] = pd.concat([results.table(name), _read_table(path, name, pd.read_parquet)],
@@ -81,7 +86,7 @@ def _read_table(path: Path, name: str, read) -> pd.DataFrame:
     except Exception as e:  # noqa: BLE001 -- parquet and CSV readers raise many kinds of errors for damaged files
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"{path} is damaged ({reason}); {REMEDY}") from None
-    missing = [c for c in COLUMNS[name] if c not in table.columns]
+    missing = [c for c in columns(name) if c not in table.columns]
     if missing:
         raise ConfigError(f"{path} lacks the columns {', '.join(missing)}: it is from an older mgbench or another "
                           f"tool; {REMEDY}")
@@ -96,7 +101,7 @@ def aggregates(results: Results) -> pd.DataFrame:
     prompts resampled with a fixed seed, rows of one prompt averaged first).
     """
     frames = []
-    for experiment in EXPERIMENTS:
+    for experiment in catalog.EXPERIMENTS:
         table = results.table(experiment.name)
         for aggregate in experiment.summary if not table.empty else ():
             rows = aggregate.rows(table)

@@ -7,6 +7,7 @@ selections that compute their rows, and reads a case's metrics.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -17,7 +18,7 @@ from ..errors import ConfigError
 from ..experiments.catalog import case_kinds
 from ..experiments.experiment import Case, CaseKind
 from ..experiments.selection import Selection
-from ..experiments.summaries import INTERVAL_SUFFIXES
+from ..experiments.summaries import INTERVAL_SUFFIXES, summarize_rows
 from ..zoo.loading import model_facts
 from .ground_truth import GROUND_TRUTH
 
@@ -58,10 +59,36 @@ def selections(cases: Iterable[Case], concepts: ConceptSet) -> dict[str, list[Se
     return out
 
 
+def kind_metrics(kind: CaseKind, tables: dict[str, pd.DataFrame]) -> "pd.DataFrame | None":
+    """The metrics of every case of ``kind`` at once: its table grouped once by the kind's aggregate, each group's
+    metrics over prompts with their 95% intervals (``stats.with_intervals``, vectorized over the groups); indexed by
+    the groups' keys. None without rows."""
+    return summarize_rows(kind.aggregate, tables.get(kind.table, pd.DataFrame()))
+
+
+def group_metrics(kind: CaseKind, grouped: "pd.DataFrame | None", case: Case) -> dict[str, float]:
+    """The case's metrics from its kind's ``kind_metrics``: ``<metric>``, ``<metric>_lo``, ``<metric>_hi``; all NaN
+    when the case has no rows."""
+    names = [f"{m}{s}" for m in kind.aggregate.metrics for s in ("", *INTERVAL_SUFFIXES)]
+    key = kind.key(case)
+    key = key[0] if len(key) == 1 else key
+    if grouped is None or key not in grouped.index:
+        return {n: math.nan for n in names}
+    row = grouped.loc[key]
+    return {n: float(row[n]) for n in names}
+
+
 def case_metrics(case: Case, tables: dict[str, pd.DataFrame]) -> dict[str, float]:
     """The case's metrics from its model's tables, each metric over prompts with its 95% bootstrap interval
-    (``<metric>_lo``, ``<metric>_hi``)."""
+    (``<metric>_lo``, ``<metric>_hi``); computed from the case's own rows (the bench groups every case of a kind at
+    once, ``kind_metrics``: the same numbers)."""
     kind = get_kind(case.experiment)
+    if kind.aggregate is not None:
+        table = tables.get(kind.table, pd.DataFrame())
+        if not table.empty:
+            by = list(kind.aggregate.by)
+            table = table[(table[by] == pd.Series(kind.key(case), index=by)).all(axis=1)]
+        return group_metrics(kind, kind_metrics(kind, {kind.table: table}), case)
     if kind.metrics is None:
         raise ValueError(f"{case.experiment} cases have verdicts, not metrics")
     return kind.metrics(case, tables)

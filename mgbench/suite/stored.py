@@ -13,8 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..concepts.concept_set import ConceptSet
-from ..experiments.catalog import EXPERIMENTS, get, selected
+from ..experiments import catalog
+from ..experiments.catalog import get, selected
 from ..experiments.experiment import Case
+from ..experiments.selection import Selection
 from ..experiments.session import Session
 from .cases import get_kind
 
@@ -26,7 +28,7 @@ def read_results(folder: Path, size: str, settings: dict) -> "tuple[dict[str, pd
     """Each experiment's table stored in ``folder`` (a missing table is empty), and why its cases cannot be checked
     with ``settings`` (None when they can)."""
     tables = {e.name: pd.read_parquet(folder / f"{e.name}.parquet") if (folder / f"{e.name}.parquet").is_file()
-              else pd.DataFrame() for e in EXPERIMENTS}
+              else pd.DataFrame() for e in catalog.EXPERIMENTS}
     try:
         info = json.loads((folder / "run.json").read_text())
     except (OSError, ValueError):
@@ -45,17 +47,24 @@ def stored_ids(tables: dict[str, pd.DataFrame]) -> dict[str, set]:
             for name, table in tables.items()}
 
 
+def lacking(session: Session, selection: Selection, ids: dict[str, set]) -> "str | None":
+    """What the stored row ids ``ids`` (one model's ``stored_ids``) lack of ``selection``'s rows; None: nothing."""
+    for experiment in selected(session, selection):
+        grid = experiment.grid(session, selection)[list(experiment.ids)]
+        rows = set(grid.itertuples(index=False, name=None))
+        absent = rows - ids.get(experiment.name, set())
+        if absent:
+            return (f"{len(absent)} of its {len(rows)} {experiment.name} rows are not in the stored "
+                    f"{session.config.model} tables (e.g. {dict(zip(experiment.ids, sorted(absent)[0]))})")
+    return None
+
+
 def missing_rows(case: Case, sessions: Callable[[str], Session], ids: dict[str, dict[str, set]],
                  concepts: ConceptSet) -> "str | None":
     """What the stored tables (their ``stored_ids`` by model) lack of the rows ``case`` reads (its selections'
     grids, through the models' ``sessions``); None when they hold them all."""
     for size, selection in get_kind(case.experiment).wants(case, concepts):
-        session = sessions(size)
-        for experiment in selected(session, selection):
-            grid = experiment.grid(session, selection)[list(experiment.ids)]
-            rows = set(grid.itertuples(index=False, name=None))
-            lacking = rows - ids.get(size, {}).get(experiment.name, set())
-            if lacking:
-                return (f"{len(lacking)} of its {len(rows)} {experiment.name} rows are not in the stored {size} "
-                        f"tables (e.g. {dict(zip(experiment.ids, sorted(lacking)[0]))})")
+        absent = lacking(sessions(size), selection, ids.get(size, {}))
+        if absent:
+            return absent
     return None
