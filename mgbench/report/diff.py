@@ -1,13 +1,14 @@
 """Nightly regression diff: which aggregate metrics changed significantly since a baseline run.
 
-Each aggregate (a figure's point: a DecoderLens layer, a profile site, a pair type, the ceiling by pair
-type) is compared as a *paired* difference over prompts: each run's rows are first averaged within prompt
-for every aggregate (as ``stats.with_intervals`` does), so memory follows the number of aggregates, not of
-rows; the two runs' per-prompt values are then paired on prompt_id (a row of one run counts where the other
-run has rows of that aggregate and prompt too), and ``stats.paired_differences`` gives every aggregate's mean
-change, its bootstrap interval and a paired t-test p at once. The p-values of all compared aggregates are then
-adjusted together (Benjamini-Hochberg, ``stats.flag_changes``): an aggregate is *changed* when its adjusted p
-is below ``ALPHA``, so among the changed aggregates the expected share of false alarms is at most ``ALPHA``.
+Each aggregate (every experiment's summary that names its groups, ``Aggregate.key``: a figure's point, such as a
+DecoderLens layer, a profile site, a pair type, the ceiling by pair type) is compared as a *paired* difference
+over prompts: each run's rows are first averaged within prompt for every aggregate (as ``stats.with_intervals``
+does), so memory follows the number of aggregates, not of rows; the two runs' per-prompt values are then paired on
+prompt_id (a row of one run counts where the other run has rows of that aggregate and prompt too), and
+``stats.paired_differences`` gives every aggregate's mean change, its bootstrap interval and a paired t-test p at
+once. The p-values of all compared aggregates are then adjusted together (Benjamini-Hochberg,
+``stats.flag_changes``): an aggregate is *changed* when its adjusted p is below ``ALPHA``, so among the changed
+aggregates the expected share of false alarms is at most ``ALPHA``.
 """
 
 from __future__ import annotations
@@ -16,31 +17,19 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..experiments import catalog
+from ..experiments.experiment import Experiment
 from ..stats.intervals import paired_differences, row_means
 from ..stats.verdicts import flag_changes
 from .results import Results
 
 #: the false discovery rate the diff controls
 ALPHA = 0.05
-#: each table's row ids (without ``model``): rows of two runs with equal ids are paired
-IDS = {"decoderlens": ["concept", "layer", "prompt_id"],
-       "interventions": ["technique", "original", "desired", "layer", "component", "prompt_id"],
-       "ceiling": ["original", "desired", "prompt_id"]}
 #: the columns of ``compare_results``
 COLUMNS = ["model", "figure", "key", "metric", "before", "after", "delta", "lo", "hi", "p", "n", "p_adjusted",
            "changed"]
 
 
-#: the aggregates of each table (as ``results.aggregates`` forms them, plus the ceiling's): figure, the columns
-#: that group its rows, the key built from them, its metrics, and the (column, value) its rows must have
-SPECS = {"decoderlens": [("decoderlens", ["concept", "layer"], lambda g: g.concept + "-L" + g.layer.astype(str),
-                          ["ndcg"], None)],
-         "interventions": [("profile", ["technique", "component", "layer"],
-                            lambda g: g.technique + "-L" + g.layer.astype(str) + "." + g.component,
-                            ["effect", "precision"], None),
-                           ("pair_type", ["technique", "pair_type"], lambda g: g.technique + "-" + g.pair_type,
-                            ["effect", "effect_original", "effect_desired"], ("component", "mlp"))],
-         "ceiling": [("ceiling", ["pair_type"], lambda g: "ceiling-" + g.pair_type, ["effect", "precision"], None)]}
 #: what identifies an aggregate
 AGGREGATE = ["model", "figure", "key", "metric"]
 
@@ -55,17 +44,19 @@ def compare_results(current: Results, baseline: Results, alpha: float = ALPHA, r
     no p, and is never ``changed``. Sorted changed first, then by adjusted p. ``resamples``: the bootstrap's.
     """
     frames = []
-    for table, ids in IDS.items():
-        a, b = baseline.table(table), current.table(table)
+    for experiment in catalog.EXPERIMENTS:
+        if not any(aggregate.key is not None for aggregate in experiment.summary):
+            continue
+        a, b = baseline.table(experiment.name), current.table(experiment.name)
         if a.empty and b.empty:
             continue
         for side in (a, b):
-            missing = [c for c in ["model", *ids] if not side.empty and c not in side.columns]
+            missing = [c for c in ["model", *experiment.ids] if not side.empty and c not in side.columns]
             if missing:
-                raise ConfigError(f"the {table} table lacks the id column(s) {', '.join(missing)} that pair rows of "
-                                  "two runs: it is from an older mgbench; rerun `mgbench run` to write it anew")
-        merged = _per_prompt(a, table, "before").merge(_per_prompt(b, table, "after"), on=[*AGGREGATE, "prompt_id"],
-                                                       how="outer")
+                raise ConfigError(f"the {experiment.name} table lacks the id column(s) {', '.join(missing)} that pair "
+                                  "rows of two runs: it is from an older mgbench; rerun `mgbench run` to write it anew")
+        merged = _per_prompt(a, experiment, "before").merge(_per_prompt(b, experiment, "after"),
+                                                            on=[*AGGREGATE, "prompt_id"], how="outer")
         frames.append(_paired(merged, resamples))
     rows = [f for f in frames if not f.empty]
     if not rows:
@@ -73,9 +64,9 @@ def compare_results(current: Results, baseline: Results, alpha: float = ALPHA, r
     return flag_changes(pd.concat(rows, ignore_index=True), alpha=alpha).reset_index(drop=True)[COLUMNS]
 
 
-def _per_prompt(rows: pd.DataFrame, table: str, name: str) -> pd.DataFrame:
-    """One run's aggregates of ``table`` averaged within prompt, in long form: ``AGGREGATE``, prompt_id and the
-    value as column ``name``.
+def _per_prompt(rows: pd.DataFrame, experiment: Experiment, name: str) -> pd.DataFrame:
+    """One run's aggregates of ``experiment``'s table (its summaries that name their groups) averaged within prompt,
+    in long form: ``AGGREGATE``, prompt_id and the value as column ``name``.
 
     Rows are grouped on integer codes of their key columns, and only their metrics are gathered: memory follows the
     rows by a few bytes each, whatever the strings. Each prompt's mean sums its rows in id order (the order an outer
@@ -87,12 +78,14 @@ def _per_prompt(rows: pd.DataFrame, table: str, name: str) -> pd.DataFrame:
         return frames[0]
     if "pair_type" not in rows.columns:  # (without it, no pair type aggregate)
         rows = rows.assign(pair_type=np.nan)
-    ids = ["model", *IDS[table]]
-    coded = {c: _codes(rows[c]) for c in dict.fromkeys([*ids, *(c for spec in SPECS[table] for c in spec[1])])}
+    ids = ["model", *experiment.ids]
+    aggregates = [a for a in experiment.summary if a.key is not None]
+    coded = {c: _codes(rows[c]) for c in dict.fromkeys([*ids, *(c for a in aggregates for c in a.by)])}
     order = np.lexsort([coded[c][0] for c in reversed(ids)])
-    for figure, by, key, metrics, only in SPECS[table]:
+    for aggregate in aggregates:
+        figure, by, key, metrics = aggregate.name, list(aggregate.by), aggregate.key, list(aggregate.metrics)
         keys = ["model", *by, "prompt_id"]
-        take = order if only is None else order[(rows[only[0]] == only[1]).to_numpy()[order]]
+        take = order if aggregate.where is None else order[aggregate.where(rows).to_numpy()[order]]
         take = take[np.logical_and.reduce([coded[c][0][take] >= 0 for c in keys])]  # (no NaN keys, as groupby)
         if not take.size:
             continue
