@@ -1,6 +1,7 @@
 """The synthetic paper-scale results (tests/paper_scale.py): shaped as a real run's, accepted by every reader, and
 its designed outcomes are what the bench's ranges and the claims' checks find."""
 
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -65,6 +66,13 @@ def test_every_reader_accepts_it(paper, tmp_path):
     for size in SIZES:
         assert f"Figures: {size}" in text and f"fig4-interventions-{size}.png" in text
     assert (tmp_path / "report" / "figures" / "fig5-effect-vs-precision.png").exists()
+    # readable at the paper's scale: every figure, what a reader compares, the numbers behind it in CSVs
+    figures = re.findall(r"!\[[^]]*\]\((figures/[^)]+)\)", text)
+    tables = re.findall(r"\]\((aggregates/[^)]+\.csv)\)", text)
+    assert len(text.splitlines()) < 300 and len(figures) >= 5 * len(SIZES) + 1
+    assert all((tmp_path / "report" / f).is_file() for f in [*figures, *tables])
+    lens = pd.read_csv(tmp_path / "report" / "aggregates" / "fig2-decoderlens-large.csv")
+    assert len(lens) == 2 * 10 * 48 and {"ndcg", "ndcg_lo", "ndcg_hi", "n"} <= set(lens.columns)  # cut and tuned
     # the no-compute bench: its settings, the stored row ids, and every kind of case finds all its rows
     settings = {"prompts": paper.prompts, "seconds": SECONDS, "seed": 0}
     ids, concepts = {}, load_concepts()

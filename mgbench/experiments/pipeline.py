@@ -75,8 +75,8 @@ def run_info(session: Session) -> dict:
             **({module: metadata.version(module)} if module else {})}}
 
 
-def write_tables(out: Path, tables: dict[str, pd.DataFrame], info: dict) -> list[Path]:
-    """Write each table as CSV and parquet plus ``run.json``; return the written paths."""
+def write_tables(out: Path, tables: dict[str, pd.DataFrame], info: "dict | None") -> list[Path]:
+    """Write each table as CSV and parquet plus ``run.json`` (unless ``info`` is None); return the written paths."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in tables.items():
@@ -85,6 +85,8 @@ def write_tables(out: Path, tables: dict[str, pd.DataFrame], info: dict) -> list
             path = out / f"{name}{suffix}"
             atomic_write_with(path, lambda tmp, t=table, w=write: w(t, tmp))
             written.append(path)
+    if info is None:
+        return written
     atomic_write_bytes(out / "run.json", json.dumps(info, indent=2, default=str).encode())
     return written + [out / "run.json"]
 
@@ -106,7 +108,9 @@ def write_results(session: Session, selection: Selection, tables: dict[str, pd.D
             tables.update(extra)
     lines = [f"# mgbench run: {session.config.model}", ""] + [f"- {k}: {v}" for k, v in info.items()
                                                                if k != "versions"]
-    for name, table in summarize(tables).items():
-        lines += ["", f"## {name}", "", table.round(4).reset_index().to_markdown(index=False)]
+    for name, table in summarize(tables).items():  # each also a tidy table: aggregates/<name>.csv and .parquet
+        written += write_tables(out / "aggregates", {name: table.reset_index()}, None)
+        lines += ["", f"## {name}", "", f"[aggregates/{name}.csv](aggregates/{name}.csv)", "",
+                  table.round(4).reset_index().to_markdown(index=False)]
     atomic_write_bytes(out / "summary.md", ("\n".join(lines) + "\n").encode())
     return written + [out / "summary.md"]

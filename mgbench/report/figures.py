@@ -137,6 +137,20 @@ def profile_figure(iv: pd.DataFrame, model: str, rules: list[dict], path: Path) 
     return table.set_index(["technique", "component", "layer"]).round(3)
 
 
+def heatmap_figure(table: pd.DataFrame, rows: list[str], metric: str, title: str, path: Path) -> None:
+    """A heat map of ``metric`` in ``table`` (a tidy aggregate with a ``layer`` column): one row per combination of
+    ``rows``, one column per layer, the value in colour (the numbers are in the report's CSV)."""
+    grid = table.pivot_table(index=rows, columns="layer", values=metric, aggfunc="mean", observed=True)
+    fig, ax = plt.subplots(figsize=(min(14, 3 + 0.25 * grid.shape[1]), 1.2 + 0.3 * grid.shape[0]))
+    image = ax.imshow(grid.to_numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
+    labels = [" ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in grid.index]
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns], fontsize=6)
+    ax.set(title=title, xlabel="layer")
+    fig.colorbar(image, ax=ax, shrink=0.8, label=metric)
+    _save(fig, path)
+
+
 def bie(iv: pd.DataFrame) -> pd.DataFrame:
     """MLP effect and precision at the beginning, intermediate layers and end, per model and technique."""
     mlp = iv[iv.component == "mlp"]

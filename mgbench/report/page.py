@@ -1,10 +1,10 @@
 """The report as a page: a list of blocks rendered twice, as markdown (GitHub) and as HTML (offline, with audio
 players), so the two always say the same thing.
 
-A block is a tuple: ``("h", level, text)``, ``("p", text)``, ``("img", path)``, ``("table", frame)`` or
-``("audio", frame)``. Both renderings open with a table of contents of the level-2 and level-3 headings (each
-heading an anchor) and fold long tables into ``<details>``: the numbers behind a figure right under it, and any
-table longer than ``FOLD_ROWS`` rows.
+A block is a tuple: ``("h", level, text)``, ``("p", text)``, ``("img", path)``, ``("table", frame)``,
+``("audio", frame)`` or ``("link", text, relative path)``. Both renderings open with a table of contents (each
+heading an anchor; the markdown's lists the level-2 headings, the HTML's the level-3 ones too) and fold long tables
+into ``<details>``: the numbers behind a figure right under it, and any table longer than ``FOLD_ROWS`` rows.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def anchor(text: str) -> str:
     return re.sub(r"[^\w\- ]", "", text.lower()).strip().replace(" ", "-")
 
 
-def _headings(blocks: list[Block]) -> list[tuple[int, str]]:
-    return [(b[1], b[2]) for b in blocks if b[0] == "h" and b[1] in (2, 3)]
+def _headings(blocks: list[Block], deepest: int = 3) -> list[tuple[int, str]]:
+    return [(b[1], b[2]) for b in blocks if b[0] == "h" and 2 <= b[1] <= deepest]
 
 
 def _folds(blocks: list[Block]) -> list["str | None"]:
@@ -63,8 +63,7 @@ def _markdown_table(table: pd.DataFrame) -> str:
 def render_markdown(blocks: list[Block]) -> str:
     """The blocks as GitHub markdown."""
     lines: list[str] = []
-    contents = ["Contents:", ""] + [f"{'  ' * (level - 2)}- [{text}](#{anchor(text)})"
-                                    for level, text in _headings(blocks)]
+    contents = ["Contents:", ""] + [f"- [{text}](#{anchor(text)})" for _, text in _headings(blocks, deepest=2)]
     for block, fold in zip(blocks, _folds(blocks)):
         kind = block[0]
         if kind == "h":
@@ -82,6 +81,8 @@ def render_markdown(blocks: list[Block]) -> str:
             table = block[1].assign(intervened=[f"[wav]({p})" for p in block[1].intervened],
                                     baseline=[f"[wav]({p})" for p in block[1].baseline])
             lines += [table.to_markdown(index=False, floatfmt=".3f"), ""]
+        elif kind == "link":
+            lines += [f"{block[1]}[{block[2]}]({block[2]})", ""]
     return "\n".join(lines)
 
 
@@ -109,4 +110,6 @@ def render_html(blocks: list[Block]) -> str:
             player = lambda p: f"<audio controls preload='none' src='{html.escape(p)}'></audio>"  # noqa: E731
             table = block[1].assign(intervened=block[1].intervened.map(player), baseline=block[1].baseline.map(player))
             parts.append(table.to_html(index=False, escape=False, float_format=lambda v: f"{v:.3f}"))
+        elif kind == "link":
+            parts.append(f"<p>{html.escape(block[1])}<a href='{html.escape(block[2])}'>{html.escape(block[2])}</a></p>")
     return "\n".join(parts + ["</body></html>"])

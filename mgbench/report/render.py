@@ -40,30 +40,36 @@ def _blocks(results: Results, out: Path, rules: list[dict], baseline: "Results |
     blocks += _random_weights(results)
     blocks += planted_blocks(results)
     blocks += sections.claims(results, _random_models(results))
-    blocks += _settings(results)
+    blocks += _settings(results, out)
     blocks += _few_prompts(results)
-    fig_dir = out / "figures"
     for model in results.runs:
         blocks.append(("h", 2, f"Figures: {model}"))
         for experiment in catalog.EXPERIMENTS:
-            table = results.table(experiment.name)
-            if table.empty or model not in set(table.model):
+            if results.of(experiment.name, model).empty:
                 continue
             section = sections.MODEL_SECTIONS.get(experiment.name)
-            blocks += (section(results, model, rules, fig_dir) if section
-                       else sections.summary_section(experiment, results, model))
-    blocks += sections.across_models(results, rules, fig_dir)
-    blocks += _bench(results.bench)
+            blocks += (section(results, model, rules, out) if section
+                       else sections.summary_section(experiment, results, model, out))
+    blocks += sections.across_models(results, rules, out)
+    blocks += _bench(results.bench, out)
     if baseline is not None:
-        blocks += _diff(results, baseline)
+        blocks += _diff(results, baseline, out)
     blocks += _listening(results.folder, out)
     return blocks
 
 
-def _settings(results: Results) -> list[Block]:
+#: the settings the report shows per model (every setting is in each run's run.json and in the settings CSV)
+SETTINGS = ("prompts", "seconds", "seed", "dtype", "device", "backend", "recognizer", "classifier", "batch_size")
+
+
+def _settings(results: Results, out: Path) -> list[Block]:
     rows = [{"model": m, **{k: v for k, v in info.items() if k not in ("versions", "selection", "planted")},
              **info.get("versions", {})} for m, info in results.runs.items()]
-    return [("h", 2, "Settings"), ("table", pd.DataFrame(rows).set_index("model").T)] if rows else []
+    if not rows:
+        return []
+    table = pd.DataFrame(rows).set_index("model")
+    shown = table[[c for c in (*SETTINGS, "mgbench") if c in table.columns]]
+    return [("h", 2, "Settings"), ("table", shown), sections.saved(table.astype(str), out, "settings", "every setting")]
 
 
 def _few_prompts(results: Results) -> list[Block]:
@@ -94,7 +100,7 @@ def _random_weights(results: Results) -> list[Block]:
                   "machinery and measure its speed, they say nothing about MusicGen.")]
 
 
-def _bench(bench: pd.DataFrame) -> list[Block]:
+def _bench(bench: pd.DataFrame, out: Path) -> list[Block]:
     if bench.empty:
         return []
     bench = bench.reindex(columns=sorted(set(bench.columns) | {"value_lo", "value_hi", "low", "high", "source",
@@ -105,16 +111,19 @@ def _bench(bench: pd.DataFrame) -> list[Block]:
                    & ((bench.value < bench.low) | (bench.value > bench.high))]
     blocks: list[Block] = [("h", 2, "Bench outcome"), ("table", counts)]
     if not failed.empty:
+        failed = failed.assign(outside=((failed.value - failed.high).clip(lower=0)
+                                        + (failed.low - failed.value).clip(lower=0)))
+        listed = failed.sort_values("outside", ascending=False)[
+            ["case", "metric", "value", "value_lo", "value_hi", "low", "high", "source"]].set_index("case")
         blocks += [("h", 3, f"Failed ranges ({len(failed)})"),
-                   ("table", failed[["case", "metric", "value", "value_lo", "value_hi", "low", "high", "source"]
-                                    ].set_index("case"))]
+                   *sections.listing(listed, out, "failed-ranges", "failed ranges, farthest outside first")]
     speed = bench[bench.experiment == "speed"]
     if not speed.empty:
         blocks += [("h", 3, "Speed"), ("table", speed.pivot_table(index="case", columns="metric", values="value"))]
     return blocks
 
 
-def _diff(results: Results, baseline: Results) -> list[Block]:
+def _diff(results: Results, baseline: Results, out: Path) -> list[Block]:
     compared = compare_results(results, baseline)
     changed = compared[compared.changed]
     one_sided = compared[compared.before.isna() ^ compared.after.isna()]
@@ -124,9 +133,17 @@ def _diff(results: Results, baseline: Results) -> list[Block]:
             f"the false discovery rate at {ALPHA:g}. "
             + (f"{len(changed)} changed significantly." if len(changed) else "None changed significantly.")
             + (f" {len(one_sided)} exist in one run only." if len(one_sided) else "")
-            + " Listed: the changed ones, those in one run only, then the 5 unchanged ones nearest to significance.")
+            + " Listed: the changed ones by the size of their change, those in one run only, then the 5 unchanged ones "
+              "nearest to significance.")
+    changed = changed.reindex(changed.delta.abs().sort_values(ascending=False).index)
     listed = pd.concat([changed, one_sided, compared[~compared.changed].dropna(subset=["p"]).head(5)])
-    return [("h", 2, "Changes since the baseline"), ("p", text)] + ([("table", listed)] if len(listed) else [])
+    return [("h", 2, "Changes since the baseline"), ("p", text),
+            *(sections.listing(listed, out, "diff", "listed aggregates") if len(listed) else []),
+            sections.saved(compared, out, "diff-all", "every compared aggregate")]
+
+
+#: listening examples shown in the report (every one is in its CSV)
+LISTENED = 12
 
 
 def _listening(results_folder: Path, out: Path) -> list[Block]:
@@ -141,7 +158,10 @@ def _listening(results_folder: Path, out: Path) -> list[Block]:
                                    intervened=index.path.map(rel), baseline=index.baseline_path.map(rel)))
     if not frames:
         return []
-    rows = pd.concat(frames, ignore_index=True)
-    return [("h", 2, "Listening examples"), ("p", "For each pair, the best and the worst intervention by effect "
-             "among the first prompts, next to the same prompt's baseline (same sampling noise)."),
-            ("audio", rows[["model", "pair", "kind", "site", "prompt_id", "effect", "intervened", "baseline"]])]
+    rows = pd.concat(frames, ignore_index=True)[["model", "pair", "kind", "site", "prompt_id", "effect", "intervened",
+                                                 "baseline"]]
+    shown = rows[rows.kind == "best"].sort_values("effect", ascending=False).head(LISTENED)
+    return [("h", 2, "Listening examples"), ("p", f"For each pair, the best and the worst intervention by effect "
+             f"among the first prompts, next to the same prompt's baseline (same sampling noise): the {len(shown)} "
+             f"best of the {len(rows)} examples here, every one in the linked table."),
+            ("audio", shown), sections.saved(rows, out, "listening", "every example")]

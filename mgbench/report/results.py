@@ -37,8 +37,20 @@ class Results:
     runs: dict[str, dict] = field(default_factory=dict)  # model -> run.json
     bench: pd.DataFrame = field(default_factory=pd.DataFrame)
 
+    split: dict = field(default_factory=dict, repr=False)  # (table, model) -> its rows, split once per table
+
     def table(self, name: str) -> pd.DataFrame:
         return self.tables.get(name, pd.DataFrame())
+
+    def of(self, name: str, model: str) -> pd.DataFrame:
+        """Table ``name``'s rows of ``model`` (every table is split by model once: a report at the paper's scale
+        would otherwise filter millions of rows for every figure)."""
+        if (name, model) not in self.split:
+            table = self.table(name)
+            parts = dict(tuple(table.groupby("model", sort=False, observed=True))) if not table.empty else {}
+            for m in self.runs:
+                self.split[(name, m)] = parts.get(m, table.iloc[:0])
+        return self.split.get((name, model), self.table(name).iloc[:0])
 
 
 def load_results(folder: "str | Path") -> Results:
