@@ -70,7 +70,8 @@ def test_report_builds_with_figures_claims_and_valid_links(tmp_path):
     pngs = [f for f in files if f.suffix == ".png"]
     assert {p.name for p in pngs} == {"fig2-decoderlens-small.png", "fig3-similarity-small.png",
                                       "fig4-interventions-small.png", "fig5-effect-vs-precision.png",
-                                      "fig6-pair-type-replace-small.png", "fig9-pair-type-adjust-small.png"}
+                                      "fig6-pair-type-replace-small.png", "fig9-pair-type-adjust-small.png",
+                                      "fig2-heatmap-small.png", "fig4-heatmap-small.png"}
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         image = imread(png)
@@ -84,11 +85,16 @@ def test_report_builds_with_figures_claims_and_valid_links(tmp_path):
     page = (tmp_path / "report" / "report.html").read_text()
     parser.feed(page)
     assert parser.links and all((tmp_path / "report" / link).exists() for link in parser.links)
-    # a table of contents whose every entry leads to its heading; claims before the figures; tables folded
+    # a table of contents whose every entry leads to its heading; claims before the figures; the numbers behind a
+    # figure in a linked CSV (the report shows each concept's peak layer)
     assert len(parser.anchors) >= 8 and {a[1:] for a in parser.anchors} <= parser.ids
-    assert page.index("id='the-papers-claims'") < page.index("id='figure-2-decoderlens-recognizability-ndcg'")
-    assert "<summary>numbers behind the figure (96 rows)</summary>" in page  # Figure 2: 4 concepts x 24 layers
-    assert md.index("Contents:") < md.index("## The paper's claims") and "<details>" in md
+    assert page.index("id='the-papers-claims'") < page.index("id='figure-2-decoderlens-recognizability-ndcg-small'")
+    assert md.index("Contents:") < md.index("## The paper's claims")
+    lens = pd.read_csv(tmp_path / "report" / "aggregates" / "fig2-decoderlens-small.csv")
+    assert len(lens) == 4 * 24 and "(aggregates/fig2-decoderlens-small.csv)" in md  # 4 concepts x 24 layers
+    peaks = lens.loc[lens.groupby("concept").ndcg.idxmax()]
+    for concept, layer in zip(peaks.concept, peaks.layer):
+        assert re.search(rf"\| {concept} +\| +{layer} \|", md), concept
 
 
 def test_report_of_a_speed_only_bench(tmp_path):
@@ -136,8 +142,10 @@ def test_run_writes_report_figures_and_wavs(tmp_path):
     assert len(examples) == 4 and all((out / p).exists() for p in [*examples.path, *examples.baseline_path])
     parser = Links()
     parser.feed((out / "report.html").read_text())
-    wavs = [link for link in parser.links if link.endswith(".wav")]
-    assert len(wavs) == 8 and all((out / link).exists() for link in parser.links)
+    wavs = [link for link in parser.links if link.endswith(".wav")]  # the best example of each pair, and its baseline
+    assert len(wavs) == 4 and all((out / link).exists() for link in parser.links)
+    listed = pd.read_csv(out / "aggregates" / "listening.csv")  # every example, linked from the report
+    assert len(listed) == 4 and (out / "report.md").read_text().count("aggregates/listening.csv") == 2
 
 
 def test_report_of_a_narrow_selection_says_which_claims_it_cannot_judge(tmp_path):

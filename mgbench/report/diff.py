@@ -83,7 +83,8 @@ def _per_prompt(rows: pd.DataFrame, experiment: Experiment, name: str) -> pd.Dat
     coded = {c: _codes(rows[c]) for c in dict.fromkeys([*ids, *(c for a in aggregates for c in a.by)])}
     order = np.lexsort([coded[c][0] for c in reversed(ids)])
     for aggregate in aggregates:
-        figure, by, key, metrics = aggregate.name, list(aggregate.by), aggregate.key, list(aggregate.metrics)
+        figure, by, key = aggregate.name, list(aggregate.by), aggregate.key
+        metrics = [m for m in aggregate.metrics if m in rows.columns]  # (an older table may lack a metric)
         keys = ["model", *by, "prompt_id"]
         take = order if aggregate.where is None else order[aggregate.where(rows).to_numpy()[order]]
         take = take[np.logical_and.reduce([coded[c][0][take] >= 0 for c in keys])]  # (no NaN keys, as groupby)

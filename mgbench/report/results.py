@@ -45,12 +45,10 @@ class Results:
     def of(self, name: str, model: str) -> pd.DataFrame:
         """Table ``name``'s rows of ``model`` (every table is split by model once: a report at the paper's scale
         would otherwise filter millions of rows for every figure)."""
-        if (name, model) not in self.split:
+        if name not in self.split:
             table = self.table(name)
-            parts = dict(tuple(table.groupby("model", sort=False, observed=True))) if not table.empty else {}
-            for m in self.runs:
-                self.split[(name, m)] = parts.get(m, table.iloc[:0])
-        return self.split.get((name, model), self.table(name).iloc[:0])
+            self.split[name] = dict(tuple(table.groupby("model", sort=False, observed=True))) if not table.empty else {}
+        return self.split[name].get(model, self.table(name).iloc[:0])
 
 
 def load_results(folder: "str | Path") -> Results:
@@ -117,12 +115,13 @@ def aggregates(results: Results) -> pd.DataFrame:
         table = results.table(experiment.name)
         for aggregate in experiment.summary if not table.empty else ():
             rows = aggregate.rows(table)
-            if aggregate.key is None or rows.empty:
+            metrics = [m for m in aggregate.metrics if m in rows.columns]  # (an older table may lack a metric)
+            if aggregate.key is None or rows.empty or not metrics:
                 continue
-            g = with_intervals(rows, ["model", *aggregate.by], list(aggregate.metrics))
+            g = with_intervals(rows, ["model", *aggregate.by], metrics)
             frames += [pd.DataFrame({"model": g.model, "figure": aggregate.name, "key": aggregate.key(g), "metric": m,
                                      "value": g[m], "lo": g[f"{m}_lo"], "hi": g[f"{m}_hi"]})
-                       for m in aggregate.metrics]
+                       for m in metrics]
     if not frames:
         return pd.DataFrame(columns=AGGREGATE_COLUMNS)
     return pd.concat(frames, ignore_index=True)

@@ -68,10 +68,13 @@ def _decoderlens(results: Results, model: str, rules: list[dict], out: Path) -> 
 def _similarity(results: Results, model: str, rules: list[dict], out: Path) -> list[Block]:
     path = out / "figures" / f"fig3-similarity-{model}.png"
     table = figures.distance_figure(results.of("similarity", model), model, path)
+    blocks: list[Block] = [("h", 3, f"Figure 3: self-similarity of layer outputs, {model}"), ("img", path)]
+    if table.empty:  # (one layer: no distance to the others)
+        return blocks
     column = table.columns[0]
-    return [("h", 3, f"Figure 3: self-similarity of layer outputs, {model}"), ("img", path),
-            ("p", f"{column}: from {table[column].min():.3g} ({table[column].idxmin()}) to {table[column].max():.3g} "
-                  f"({table[column].idxmax()})."), saved(table, out, f"fig3-similarity-{model}", "per concept")]
+    return blocks + [("p", f"{column}: from {table[column].min():.3g} ({table[column].idxmin()}) to "
+                           f"{table[column].max():.3g} ({table[column].idxmax()})."),
+                     saved(table, out, f"fig3-similarity-{model}", "per concept")]
 
 
 def _interventions(results: Results, model: str, rules: list[dict], out: Path) -> list[Block]:
@@ -138,13 +141,14 @@ def across_models(results: Results, rules: list[dict], out: Path) -> list[Block]
 
 def claims(results: Results, random_models: list[str]) -> list[Block]:
     """The paper's claims judged on every model's interventions (and across the paper's sizes)."""
-    models = list(results.runs) if not results.table("interventions").empty else []
+    iv = results.table("interventions")
+    models = sorted(iv.model.unique()) if not iv.empty else []
     blocks: list[Block] = [("h", 2, "The paper's claims")]
     rows = []
     for claim, check in MODEL_CLAIMS.items():
         for model in models or ["-"]:
-            iv = results.of("interventions", model)
-            rows.append(_claim_row(claim, model, check(iv) if models and not iv.empty else None, check.__doc__))
+            rows.append(_claim_row(claim, model, check(results.of("interventions", model)) if models else None,
+                                   check.__doc__))
     for claim, check in CROSS_SIZE_CLAIMS.items():
         sizes = [results.of("interventions", size) for size in REAL_SIZES if size in models]
         verdict = check(pd.concat(sizes)) if len(sizes) == len(REAL_SIZES) else None
