@@ -89,7 +89,7 @@ def test_real_sizes_need_gpu(bench_dir):
     assert not any(line.startswith("test_paper.py::test_decoderlens[small") for line in collected.outlines)
     gpu = bench_dir.run("--gpu", "-k", "small-guitar-L0 and decoderlens", "-rs")
     gpu.assert_outcomes(skipped=1)
-    assert "small: --gpu was given but torch sees no CUDA device" in gpu.output
+    assert "--gpu was given but torch sees no CUDA device" in gpu.output
 
 
 def test_default_expectations_are_the_checkouts_outside_it(tmp_path, monkeypatch):
@@ -238,7 +238,7 @@ def test_sharded_bench_then_plain_equals_one_plain_bench(tmp_path):
         (tmp_path / name).mkdir()
     sharded, plain = (BenchDir(tmp_path / name, tmp_path / f"home-{name}") for name in ("sharded", "plain"))
     for shard in ("1/2", "2/2"):
-        result = sharded.run(*args, "--shard", shard, f"--results={tmp_path / 'res-sharded'}")
+        result = sharded.run(*args, "--shard", shard, "-rs", f"--results={tmp_path / 'res-sharded'}")
         result.assert_outcomes(skipped=13)  # 12 intervention cases and one DecoderLens case, each skipped
         assert f"shard {shard} of tiny: computed" in result.output
     store = next((tmp_path / "home-sharded" / "cache").iterdir())

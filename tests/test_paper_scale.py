@@ -48,7 +48,7 @@ def test_its_tables_and_run_json_are_shaped_as_a_real_runs(tmp_path, monkeypatch
     real, info = run_selection(session, selection), {**run_info(session), "selection": asdict(selection)}
     fixture = write_paper_results(tmp_path / "paper", ("small",), prompts=1)
     folder = fixture.folder / "small"
-    assert {p.stem for p in folder.glob("*.parquet")} == set(real)
+    assert {p.stem for p in folder.glob("*.parquet")} == {*real, "tunedlens_fit"}  # (the fit: write_results')
     for name, table in real.items():
         written = pd.read_parquet(folder / f"{name}.parquet")
         assert written.dtypes.to_dict() == table.dtypes.to_dict(), name

@@ -16,7 +16,7 @@ from ..paths import content_identity, random_folder, toy_folder
 from ..quiet import quiet_transformers
 from .architectures import HUB_NAMES, ModelFacts
 from .random_sizes import RANDOM_SIZES, published_config, random_musicgen_folder
-from .tiny import tiny_musicgen_folder
+from .tiny import build_tiny_tokenizer, tiny_config, tiny_musicgen_folder
 
 MODEL_NAMES = ("toy", "tiny", *HUB_NAMES, *RANDOM_SIZES)
 OFFLINE_MODELS = ("toy", "tiny", *RANDOM_SIZES)  # shipped or built here: always available
@@ -135,6 +135,8 @@ def model_facts(name: str) -> ModelFacts:
     size = RANDOM_SIZES.get(name, name)
     if size in HUB_NAMES:
         return ModelFacts.of_config(published_config(size))
+    if name == "tiny":  # (without building it)
+        return ModelFacts.of_config(tiny_config(len(build_tiny_tokenizer())))
     source = resolve_source(name)
     if not Path(source).is_dir():
         from huggingface_hub import try_to_load_from_cache

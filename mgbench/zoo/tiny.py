@@ -50,18 +50,12 @@ def _init_std(name: str, tensor: torch.Tensor) -> float:
     return tensor[0].numel() ** -0.5 if tensor.dim() > 1 else 0.1
 
 
-def _build_musicgen(folder: Path, seed: int) -> None:
-    from transformers import (
-        EncodecConfig,
-        MusicgenConfig,
-        MusicgenDecoderConfig,
-        MusicgenForConditionalGeneration,
-        T5Config,
-    )
+def tiny_config(vocab_size: int):
+    """The tiny MusicGen's ``MusicgenConfig`` (its text encoder over ``vocab_size`` words)."""
+    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config
 
-    tokenizer = build_tiny_tokenizer()
     shape = SHAPES["tiny"]
-    text = T5Config(vocab_size=len(tokenizer), d_model=32, d_ff=64, num_layers=2, num_heads=2, d_kv=16)
+    text = T5Config(vocab_size=vocab_size, d_model=32, d_ff=64, num_layers=2, num_heads=2, d_kv=16)
     audio = EncodecConfig(hidden_size=16, num_filters=4, codebook_size=2048, codebook_dim=16, num_lstm_layers=1,
                           upsampling_ratios=[8, 5, 4, 4], sampling_rate=32000, target_bandwidths=[2.2],
                           audio_channels=1, normalize=False)
@@ -71,7 +65,15 @@ def _build_musicgen(folder: Path, seed: int) -> None:
                                     initializer_factor=0.2, hidden_size=shape.hidden, ffn_dim=shape.ffn,
                                     num_hidden_layers=shape.layers, num_attention_heads=shape.heads)
     # Narrow EnCodec (4 filters): the codec stays cheap next to the decoder, as it is in the real models.
-    config = MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
+    with quiet_transformers():  # MusicGen's special tokens (2048) lie outside the codebooks, as published
+        return MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
+
+
+def _build_musicgen(folder: Path, seed: int) -> None:
+    from transformers import MusicgenForConditionalGeneration
+
+    tokenizer = build_tiny_tokenizer()
+    config = tiny_config(len(tokenizer))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MusicgenForConditionalGeneration(config).eval()
