@@ -1,4 +1,5 @@
-"""Load MusicGen by name: ``toy`` (shipped, trained), ``tiny`` (random, offline), ``small``/``medium``/``large``
+"""Load MusicGen by name: ``toy`` and the other toy worlds (``toy-early``, ...: shipped, trained; ``worlds``),
+``tiny`` (random, offline), ``small``/``medium``/``large``
 (hub), ``small-random``/``medium-random``/``large-random`` (published sizes, random, offline), a hub id or a local
 folder."""
 
@@ -18,9 +19,12 @@ from .architectures import HUB_NAMES
 from .hooks import persistent
 from .random_sizes import RANDOM_SIZES, random_musicgen_folder
 from .tiny import tiny_musicgen_folder
+from .worlds import world_folder, world_names
 
-MODEL_NAMES = ("toy", "tiny", *HUB_NAMES, *RANDOM_SIZES)
-OFFLINE_MODELS = ("toy", "tiny", *RANDOM_SIZES)  # shipped or built here: always available
+#: the shipped toy worlds besides ``toy`` (``worlds``)
+WORLD_NAMES = world_names()
+MODEL_NAMES = ("toy", *WORLD_NAMES, "tiny", *HUB_NAMES, *RANDOM_SIZES)
+OFFLINE_MODELS = ("toy", *WORLD_NAMES, "tiny", *RANDOM_SIZES)  # shipped or built here: always available
 #: models with random weights: they exercise the machinery (and its speed); their numbers are meaningless
 RANDOM_MODELS = ("tiny", *RANDOM_SIZES)
 HUB_ID = r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*"  # owner/name, as the Hugging Face hub spells repo ids
@@ -64,6 +68,8 @@ def resolve_source(name: str) -> str:
     """Map a model name to what ``from_pretrained`` takes: a local folder or a hub id."""
     if name == "toy":
         return str(toy_folder() / "musicgen")
+    if name in WORLD_NAMES:
+        return str(world_folder(name))
     if name == "tiny":
         return str(tiny_musicgen_folder())
     if name in RANDOM_SIZES:
@@ -89,6 +95,17 @@ def planted_truth(name: str) -> "dict | None":
     source = Path(resolve_source(name))
     path = source / "planted.json"
     return json.loads(path.read_text()) if source.is_dir() and path.is_file() else None
+
+
+def planted_classifier(name: str) -> "str | None":
+    """The classifier that hears a planted model's world, as its ``planted.json`` names it (``toy``, or a folder
+    relative to the model's, e.g. ``../classifier`` for a world built from scratch); None without one."""
+    planted = planted_truth(name)
+    if planted is None:
+        return None
+    named = planted.get("classifier", "toy")
+    folder = Path(resolve_source(name)) / named
+    return str(folder.resolve()) if folder.is_dir() else named
 
 
 def cached_snapshot(repo_id: str) -> "Path | None":

@@ -1,0 +1,63 @@
+"""Recipes of planted toy worlds: parsing and its one-line errors, and the roles they give every site."""
+
+import pytest
+
+from mgbench.cli import main
+from mgbench.errors import ConfigError
+from mgbench.model.sites import Site
+from mgbench.toy.recipe import OTHER, Recipe, site_roles
+
+CATEGORIES = ("instrument", "genre")
+
+
+def parse(*texts):
+    return Recipe.parse(list(texts), CATEGORIES, 4)
+
+
+def test_a_recipe_reads_sites_and_categories_and_writes_them_back():
+    split = parse("L3.cross_attn:genre", "L1.cross_attn:instrument")
+    assert split.restricted and split.texts == ["L1.cross_attn:instrument", "L3.cross_attn:genre"]  # decoder order
+    assert split.entries_of("instrument") == [Site(1, "cross_attn")] and split.entries_of(OTHER) == []
+    assert parse(*split.texts) == split
+    both = parse("L0.cross_attn:genre,instrument")  # categories come back in the concept set's order
+    assert both.texts == ["L0.cross_attn:instrument,genre"] and both.blocks(both.entries[0]) == CATEGORIES
+    mixed = parse("L2.cross_attn:instrument", "L0.cross_attn")  # an entry without categories: what is unclaimed
+    assert mixed.blocks(mixed.entries[0]) == ("genre", OTHER)
+    plain = parse("L0.cross_attn")
+    assert not plain.restricted and plain.blocks(plain.entries[0]) == (*CATEGORIES, OTHER)
+
+
+@pytest.mark.parametrize("texts, message", [
+    ((), "needs at least one --entry"),
+    (("L4.cross_attn",), "an entry is a cross-attention site, L0.cross_attn to L3.cross_attn"),
+    (("L1.mlp",), "an entry is a cross-attention site"),
+    (("cross_attn",), "an entry is a cross-attention site"),
+    (("L1.cross_attn:tempo",), "unknown category 'tempo'; valid: instrument, genre"),
+    (("L1.cross_attn:",), "unknown category ''"),
+    (("L1.cross_attn:genre,genre",), "names a category twice"),
+    (("L1.cross_attn:genre", "L2.cross_attn:genre"),
+     "category 'genre' is in two entries (L1.cross_attn, L2.cross_attn)"),
+    (("L1.cross_attn", "L1.cross_attn:genre"), "site L1.cross_attn is given twice"),
+])
+def test_bad_recipes_are_one_line_errors(texts, message):
+    with pytest.raises(ConfigError, match="^.*" + message.replace("(", r"\(").replace(")", r"\)")) as error:
+        parse(*texts)
+    assert "\n" not in str(error.value)
+
+
+def test_the_command_line_names_a_bad_entry_in_one_line(tmp_path, capsys):
+    assert main(["toy", "build", "--out", str(tmp_path / "w"), "--entry", "L1.self_attn"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mgbench: error: entry 'L1.self_attn'") and "\n" not in err
+    assert not (tmp_path / "w").exists()
+
+
+def test_roles_follow_the_order_of_a_decoding_step():
+    entries = [Site(1, "cross_attn")]
+    open_sites = entries + [Site(3, "cross_attn")]
+    roles = site_roles(entries, open_sites, 4)
+    assert roles["L1.cross_attn"] == "entry" and roles["L0.cross_attn"] == roles["L2.cross_attn"] == "no_path"
+    assert roles["L1.self_attn"] == roles["L0.mlp"] == "through_codes"  # before the entry in the step
+    assert roles["L1.mlp"] == roles["L3.cross_attn"] == roles["L2.self_attn"] == "downstream"  # L3: another's entry
+    nowhere = site_roles([], open_sites, 4)  # a category whose words enter nowhere
+    assert set(nowhere.values()) == {"through_codes", "no_path"} and nowhere["L3.cross_attn"] == "through_codes"
