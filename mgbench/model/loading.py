@@ -92,6 +92,8 @@ def planted_truth(name: str) -> "dict | None":
     or None for models without one."""
     import json
 
+    if name in RANDOM_MODELS or name in HUB_NAMES:  # none has one (and a random size is not built to find out)
+        return None
     source = Path(resolve_source(name))
     path = source / "planted.json"
     return json.loads(path.read_text()) if source.is_dir() and path.is_file() else None

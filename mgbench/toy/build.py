@@ -47,13 +47,15 @@ SHARED_TEXT = ("text_encoder.",)
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """Training lengths and seeds: the defaults are what the shipped toy world was built with."""
+    """Training lengths and seeds, and the prompts per concept of the prompt-following check: the defaults are what
+    the shipped toy world was built with."""
 
     codec_steps: int = 900
     classifier_steps: int = 2500
     classifier_clips: int = 2500
     musicgen_steps: int = 2200
     seed: int = 0
+    check_prompts: int = 10
 
 
 def default_recipe(concepts: ConceptSet, num_layers: int = 4) -> Recipe:
@@ -165,13 +167,13 @@ def build_toy(folder: Path, plan: BuildPlan = BuildPlan(), recipe: "Recipe | Non
         if planted["recipe"] != recipe.texts:
             raise RuntimeError(f"the trained weights plant {planted['recipe']}, not the recipe {recipe.texts}")
         _save(model, tmp / "musicgen", planted, base_folder)
-        used = asdict(plan) if from_scratch else {"musicgen_steps": plan.musicgen_steps, "seed": plan.seed}
+        used = {k: v for k, v in asdict(plan).items() if from_scratch or not k.startswith(("codec", "classifier"))}
         record.update(train_seconds=time.perf_counter() - start, plan=used, recipe=recipe.texts,
                       from_scratch=from_scratch)
         torch.set_num_threads(2)
         log("checking: classifier accuracy on held-out clips, prompt following")
         heard = str(tmp / "classifier") if from_scratch else classifier
-        following, settings = prompt_following(tmp / "musicgen")
+        following, settings = prompt_following(tmp / "musicgen", plan.check_prompts)
         record.update(classifier_accuracy=classifier_accuracy(tmp / "musicgen", heard),
                       prompt_following=following, prompt_following_settings=settings)
         record["build_seconds"] = time.perf_counter() - start
