@@ -61,3 +61,34 @@ def test_roles_follow_the_order_of_a_decoding_step():
     assert roles["L1.mlp"] == roles["L3.cross_attn"] == roles["L2.self_attn"] == "downstream"  # L3: another's entry
     nowhere = site_roles([], open_sites, 4)  # a category whose words enter nowhere
     assert set(nowhere.values()) == {"through_codes", "no_path"} and nowhere["L3.cross_attn"] == "through_codes"
+
+
+def _with(concept_file, **extra):
+    from mgbench.concepts.concept_set import load_concepts
+
+    return load_concepts(concept_file({"category": "genre", "slot": "genre", "labels": ["Hip hop music"], **extra}))
+
+
+def test_a_restricted_world_needs_equally_long_words_and_disjoint_categories(concept_file, concepts):
+    from mgbench.model.tiny import build_tiny_tokenizer
+    from mgbench.toy.text import text_layout
+
+    tokenizer = build_tiny_tokenizer()
+    layout = text_layout(concepts, tokenizer, 64)
+    assert [layout.dims[b] for b in ("instrument", "genre", OTHER)] == [range(0, 16), range(16, 32), range(32, 64)]
+    assert tokenizer.convert_ids_to_tokens(list(layout.tokens["instrument"])) == sorted(
+        ["guitar", "piano", "trumpet", "violin", "flute"], key=tokenizer.convert_tokens_to_ids)
+    with pytest.raises(ConfigError, match="the genre words have different numbers of tokens"):
+        text_layout(_with(concept_file, name="rap", word="hip hop"), tokenizer, 64)  # 2 tokens
+    with pytest.raises(ConfigError, match="a token belongs to two categories"):
+        text_layout(_with(concept_file, name="fiddle", category="instrument", slot="instrument", word="jazz",
+                          labels=["Violin, fiddle"]), tokenizer, 64)
+
+
+def test_prompt_following_is_judged_only_where_a_category_enters():
+    from mgbench.toy.build import missed_targets
+
+    record = {"classifier_accuracy": {"instrument": 1.0, "genre": 0.95},
+              "prompt_following": {"instrument": 0.9, "genre": 0.2}}
+    assert missed_targets(record, {"entry_layers": {"instrument": 1, "genre": 3}}) == ["prompt_following genre"]
+    assert missed_targets(record, {"entry_layers": {"instrument": 1, "genre": None}}) == []
