@@ -202,6 +202,7 @@ def cmd_toy_build(args: argparse.Namespace) -> int:
     all of it), check it, save it."""
     from dataclasses import fields
 
+    from ..concepts.concept_set import load_concepts
     from ..toy.build import BuildPlan, build_toy, default_recipe, missed_targets
     from ..toy.checks import TARGETS
     from ..toy.recipe import Recipe
@@ -209,8 +210,8 @@ def cmd_toy_build(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists():
         raise ConfigError(f"{out} exists; give --out a new folder (a build never overwrites one)")
-    concepts = _concepts(args)
-    recipe = Recipe.parse(args.entry, default_recipe(concepts).categories, 4) if args.entry else None
+    categories = default_recipe(load_concepts()).categories  # the toy world's concepts (it is built from them)
+    recipe = Recipe.parse(args.entry, categories, 4) if args.entry else None
     plan = BuildPlan(**{f.name: getattr(args, f.name) for f in fields(BuildPlan)})
     record = build_toy(out, plan, recipe, args.from_scratch,
                        log=lambda line: print(f"mgbench: {line}", file=sys.stderr))
