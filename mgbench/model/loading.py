@@ -1,7 +1,6 @@
-"""Load MusicGen by name: ``toy`` and the other toy worlds (``toy-early``, ...: shipped, trained; ``worlds``),
-``tiny`` (random, offline), ``small``/``medium``/``large``
-(hub), ``small-random``/``medium-random``/``large-random`` (published sizes, random, offline), a hub id or a local
-folder."""
+"""Load MusicGen by name: ``toy`` and the other toy worlds (``toy-early``, ``toy-split``: shipped, trained;
+``worlds``), ``tiny`` (random, offline), ``small``/``medium``/``large`` (hub), ``small-random``/``medium-random``/
+``large-random`` (published sizes, random, offline), a hub id or a local folder."""
 
 from __future__ import annotations
 
