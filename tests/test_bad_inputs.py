@@ -139,8 +139,9 @@ CASES = [
                                                       "effect_original, effect_desired", "old table"),
     case("report-out-is-a-file", ["report", "{tmp}/res", "--out", "{tmp}/file"], "--out: {tmp}/file is a file",
          "results", "file"),
-    case("models-not-a-hub-id", ["models", "a/b/c/d"], "unknown model 'a/b/c/d'; valid: toy, tiny, small, medium, "
-                                                       "large, small-random, medium-random, large-random. Or "
+    case("models-not-a-hub-id", ["models", "a/b/c/d"], "unknown model 'a/b/c/d'; valid: toy, toy-early, toy-split, "
+                                                       "tiny, small, medium, large, small-random, medium-random, "
+                                                       "large-random. Or "
                                                        "pass a local folder or a Hugging Face hub id (owner/name)"),
     case("models-empty-folder", ["models", "{tmp}/empty"], "holds no MusicGen model: it needs config.json and "
                                                            "weights", "empty folder"),

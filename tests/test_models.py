@@ -77,7 +77,8 @@ def test_missing_weights_are_clear_errors(tmp_path, monkeypatch):
 
 
 def test_unknown_names_are_clear_errors():
-    with pytest.raises(UnknownNameError, match="unknown model 'huge'; valid: toy, tiny, small, medium, large"):
+    with pytest.raises(UnknownNameError, match="unknown model 'huge'; valid: toy, toy-early, toy-split, tiny, small, "
+                                                    "medium, large"):
         load_musicgen("huge")
     with pytest.raises(UnknownNameError, match="unknown classifier 'ast'; valid: passt, toy, tiny"):
         load_classifier("ast")

@@ -56,7 +56,8 @@ def test_random_models_are_known_by_name_and_available_without_building(tmp_path
         assert config.classifier_name == "tiny" and config.resolved_dtype == "float32"
     with pytest.raises(UnknownNameError, match="small-random, medium-random, large-random"):
         random_musicgen_folder("huge-random")
-    with pytest.raises(UnknownNameError, match="valid: toy, tiny, small, medium, large, small-random"):
+    with pytest.raises(UnknownNameError, match="valid: toy, toy-early, toy-split, tiny, small, medium, large, "
+                                               "small-random"):
         resolve_source("small-randon")
     with pytest.raises(UnknownNameError, match="valid: small, medium, large"):
         published_config("tiny")

@@ -1,5 +1,6 @@
-"""`mgbench toy build`: a (very short) build writes a folder the loaders read, with the planted truth read off the
-weights; the shipped toy world is that folder, trained."""
+"""`mgbench toy build --from-scratch`: a (very short) build of everything writes a folder the loaders read, with the
+planted truth read off the weights; the shipped toy world is that folder, trained. (Worlds built on the shipped
+one from recipes: test_toy_worlds.py.)"""
 
 import json
 
@@ -7,6 +8,7 @@ import pytest
 
 from mgbench.classify.loading import load_classifier
 from mgbench.cli import main
+from mgbench.experiments.session import RunConfig
 from mgbench.paths import toy_folder
 from mgbench.toy.checks import TARGETS
 from mgbench.toy.checks import planted_truth as read_planted
@@ -21,25 +23,33 @@ ROLES = {"L0.self_attn": "through_codes", "L0.cross_attn": "no_path", "L0.mlp": 
 
 def test_a_short_build_writes_a_loadable_folder_and_names_the_missed_targets(tmp_path, capsys):
     out = tmp_path / "toy"
-    steps = ["--codec-steps", "2", "--classifier-steps", "2", "--classifier-clips", "16", "--musicgen-steps", "2"]
-    assert main(["toy", "build", "--out", str(out), *steps]) == 1  # two steps of training reach no target
+    steps = ["--codec-steps", "2", "--classifier-steps", "2", "--classifier-clips", "16", "--musicgen-steps", "2",
+             "--check-prompts", "2"]
+    assert main(["toy", "build", "--out", str(out), "--from-scratch", *steps]) == 1  # two steps reach no target
     captured = capsys.readouterr()
     assert "below target: classifier_accuracy instrument" in captured.err
     record = json.loads((out / "build.json").read_text())
     assert set(record["classifier_accuracy"]) == set(record["prompt_following"]) == {"instrument", "genre"}
-    assert record["plan"]["musicgen_steps"] == 2
+    assert record["plan"]["musicgen_steps"] == 2 and record["from_scratch"] and record["recipe"] == ["L2.cross_attn"]
     loaded = load_musicgen(str(out / "musicgen"))
     assert planted_truth(str(out / "musicgen"))["sites"] == ROLES == read_planted(loaded.model)["sites"]
     assert load_classifier(str(out / "classifier")).logits is not None
+    assert planted_truth(str(out / "musicgen"))["classifier"] == "../classifier"  # its own, beside the model
+    assert RunConfig(model=str(out / "musicgen")).classifier_name == str((out / "classifier").resolve())
+    assert record["prompt_following_settings"]["classifier"] == "../classifier"
     assert main(["toy", "build", "--out", str(out)]) == 2  # never overwrites a folder
     assert "exists" in capsys.readouterr().err
 
 
-def test_the_planted_truth_needs_exactly_one_open_cross_attention():
+def test_the_planted_truth_is_read_off_the_open_cross_attentions():
     loaded = load_musicgen("toy")
-    layer = loaded.decoder_layers[0].encoder_attn.out_proj
-    layer.weight.data.fill_(0.1)  # a second way in for the text: no single entry any more
-    with pytest.raises(ValueError, match=r"exactly one open cross-attention; this one has \[0, 2\]"):
+    loaded.decoder_layers[0].encoder_attn.out_proj.weight.data.fill_(0.1)  # a second way in for the text
+    planted = read_planted(loaded.model)
+    assert planted["recipe"] == ["L0.cross_attn", "L2.cross_attn"] and planted["entry_layer"] == 0
+    assert planted["sites"]["L1.cross_attn"] == "no_path" and planted["sites"]["L0.mlp"] == "downstream"
+    for layer in loaded.decoder_layers:
+        layer.encoder_attn.out_proj.weight.data.zero_()
+    with pytest.raises(ValueError, match="no open cross-attention"):
         read_planted(loaded.model)
 
 
@@ -48,6 +58,7 @@ def test_the_shipped_toy_world_is_what_its_build_record_says():
     record = json.loads((folder / "build.json").read_text())
     assert json.loads((folder / "musicgen" / "planted.json").read_text()) == planted_truth("toy")
     assert planted_truth("toy")["entry_layer"] == PLANTED_LAYER and planted_truth("toy")["sites"] == ROLES
-    assert read_planted(load_musicgen("toy").model) == planted_truth("toy")  # the file says what the weights do
+    read = read_planted(load_musicgen("toy").model)  # the file says what the weights do, and names the classifier
+    assert {**read, "classifier": "toy"} == planted_truth("toy")
     for check, target in TARGETS.items():
         assert min(record[check].values()) >= target, (check, record[check])

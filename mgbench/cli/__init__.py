@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     toy = sub.add_parser("toy", help="the toy world: a MusicGen with a planted, known mechanism")
     p = toy.add_subparsers(dest="toy_command", required=True).add_parser("build", help=cmd_toy_build.__doc__)
     p.add_argument("--out", required=True, type=folder_arg, help="a new folder for the built toy world")
+    p.add_argument("--entry", action="append", default=None, metavar="SITE[:CATEGORIES]",
+                   help="where the text enters, e.g. L0.cross_attn, or L1.cross_attn:instrument (only the instrument "
+                        "words enter there); repeat for more entries (default: L2.cross_attn, the shipped toy's)")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="also train the codec, the classifier and the text encoder (default: the shipped world's)")
     add_build_plan_args(p)
     p.set_defaults(func=cmd_toy_build)
     for p in sub.choices.values():  # also accepted after the subcommand, where users put it

@@ -10,7 +10,8 @@ from typing import NoReturn
 from ..errors import ConfigError
 
 #: The offline models' default runs are the paper's, with fewer prompts and shorter clips (prompts per concept,
-#: seconds) so that they end in minutes on a CPU.
+#: seconds) so that they end in minutes on a CPU. Every planted model (a toy world: ``toy-early``, a folder with
+#: ``planted.json``) gets toy's; its 1 s is the length of the clips the toy worlds are trained on.
 OFFLINE_RUNS = {"toy": (2, 1.0), "tiny": (2, 1.0)}
 #: --compile: the own loop's torch.compile mode (None: eager)
 COMPILE_MODES = {"off": None, "default": "default", "reduce-overhead": "reduce-overhead"}
@@ -134,19 +135,19 @@ def add_run_args(p: argparse.ArgumentParser, device_type=device_arg) -> None:
                    help="edit only generated frames T0 <= t < T1, counted as decode steps from 0, e.g. 0-50 "
                         "(default: every frame; not with --compile)")
     p.add_argument("--prompts", type=positive_int, default=None,
-                   help=f"prompts per concept (default: 100; {OFFLINE_RUNS['toy'][0]} for toy and tiny)")
+                   help=f"prompts per concept (default: 100; {OFFLINE_RUNS['toy'][0]} for the toy worlds and tiny)")
     p.add_argument("--recognizer", default="passt", choices=list(RECOGNIZERS),
                    help="how clips are scored against concepts: passt (AudioSet logits, the concepts' labels; the "
                         "paper's) or clap (zero-shot CLAP over the concepts' texts)")
     p.add_argument("--classifier", default=None,
-                   help="passt: passt | toy | tiny | folder (default: toy / tiny for those models, else passt); "
-                        "clap: clap (laion/clap-htsat-unfused) | tiny | folder | hub id (default: tiny for random "
-                        "models, else clap)")
+                   help="passt: passt | toy | tiny | folder (default: the one a toy world's planted.json names, "
+                        "tiny for random models, else passt); clap: clap (laion/clap-htsat-unfused) | tiny | "
+                        "folder | hub id (default: tiny for random models, else clap)")
     p.add_argument("--batch-size", default="auto", type=batch_size_arg,
                    help="prompt rows per generate call: auto (from memory, the default) or a number")
     p.add_argument("--dtype", default="auto", choices=["auto", "float64", "float32", "float16", "bfloat16"],
-                   help="auto: float64 for toy and tiny on the CPU (same numbers on every CPU), else float32; "
-                        "float16/bfloat16 apply to the decoder only")
+                   help="auto: float64 for the toy worlds and tiny on the CPU (same numbers on every CPU), else "
+                        "float32; float16/bfloat16 apply to the decoder only")
     p.add_argument("--odds", default="odds", choices=["odds", "prob"], help="eq. (1) odds or the reference's p")
     p.add_argument("--both-halves", action="store_true", help="also intervene on the unconditional CFG rows")
     p.add_argument("--cache", default=None, type=folder_arg, help="cache folder (default: $MGBENCH_HOME/cache)")
@@ -175,10 +176,12 @@ def add_build_plan_args(p: argparse.ArgumentParser) -> None:
 
 def add_generation_args(p: argparse.ArgumentParser, seconds: "float | None" = 4.0, device_type=device_arg) -> None:
     """Arguments shared by every command that generates audio."""
-    p.add_argument("--model", default="toy", help="toy | tiny | small | medium | large | small-random | "
-                                                  "medium-random | large-random (random weights) | hub id | folder")
+    p.add_argument("--model", default="toy", help="toy | toy-early | toy-split (toy worlds) | tiny | small | medium | "
+                                                  "large | small-random | medium-random | large-random (random "
+                                                  "weights) | hub id | folder")
     p.add_argument("--seconds", type=seconds_arg, default=seconds,
-                   help="clip length (default: 4; for run, 4 and %g for toy and tiny)" % OFFLINE_RUNS["toy"][1])
+                   help="clip length (default: 4; for run, 4 and %g for the toy worlds and tiny)"
+                        % OFFLINE_RUNS["toy"][1])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", type=device_type, help="cpu, cuda or cuda:N")
     p.add_argument("--download", action="store_true", help="download hub weights that are not cached")

@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from ..paths import mgbench_home
 from ..progress import progress
 from ..zoo.architectures import ModelFacts
-from ..zoo.loading import RANDOM_MODELS, LoadedMusicgen, load_musicgen, local_identity, model_facts
+from ..zoo.loading import RANDOM_MODELS, LoadedMusicgen, load_musicgen, local_identity, model_facts, planted_classifier
 from .metrics import ODDS
 from .store import ResultStore
 
@@ -36,10 +36,12 @@ CLASSIFY_CHUNK = 32
 DTYPES = {"float64": torch.float64, "float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 #: models that run in float64 on the CPU with ``dtype="auto"``: small enough that it costs little, and it
 #: makes their sampled tokens the same on every CPU (float32 kernels differ in the last bits between
-#: AVX2, AVX-512 and plain builds, and a token near a tie flips)
+#: AVX2, AVX-512 and plain builds, and a token near a tie flips). So does every planted model (a toy world:
+#: a folder with ``planted.json``, shipped or built).
 EXACT_MODELS = ("toy", "tiny")
 #: default classifiers: the toy world's for the toy model, the random tiny PaSST for models with random weights
-#: (their numbers are meaningless anyway, and it needs no download), the paper's PaSST for every other model
+#: (their numbers are meaningless anyway, and it needs no download), the paper's PaSST for every other model;
+#: a planted model's is the one its ``planted.json`` names
 DEFAULT_CLASSIFIERS = {"toy": "toy", **{name: "tiny" for name in RANDOM_MODELS}}
 
 
@@ -67,11 +69,12 @@ class RunConfig:
 
     @property
     def resolved_dtype(self) -> str:
-        """The dtype ``auto`` stands for: float64 for the toy and tiny models on the CPU (same tokens on every CPU),
-        else float32."""
+        """The dtype ``auto`` stands for: float64 for the toy worlds (every planted model) and tiny on the CPU (same
+        tokens on every CPU), else float32."""
         if self.dtype != "auto":
             return self.dtype
-        return "float64" if self.model in EXACT_MODELS and self.device == "cpu" else "float32"
+        exact = self.model in EXACT_MODELS or planted_classifier(self.model) is not None
+        return "float64" if exact and self.device == "cpu" else "float32"
 
     @property
     def resolved_text_padding(self) -> str:
@@ -86,7 +89,7 @@ class RunConfig:
             return self.classifier
         if self.recognizer == "clap":
             return "tiny" if self.model in RANDOM_MODELS else "clap"
-        return DEFAULT_CLASSIFIERS.get(self.model, "passt")
+        return DEFAULT_CLASSIFIERS.get(self.model) or planted_classifier(self.model) or "passt"
 
 
 @dataclass

@@ -1,87 +1,78 @@
-"""The toy world's own checks and ground truth: what a build must reach, and what was planted where.
+"""The toy world's own checks: what a build must reach.
 
-``planted_truth`` reads the ground truth off the weights (which cross-attentions are exactly zero) and
-sorts every site by how the text can reach it; ``classifier_accuracy`` and ``prompt_following`` are
-the issue's targets (>= 90% on held-out clips; >= 80% of sampled clips with the default settings).
+``classifier_accuracy`` and ``prompt_following`` are the issue's targets (>= 90% on held-out clips; >= 80%
+of sampled clips, per category that enters the decoder). Prompt following is measured the way ``mgbench
+run`` measures recognition at the full model: a ``Session`` on the built folder with the run's default
+settings for a planted model (float64 with ``--dtype auto``, the classifier ``planted.json`` names, 1 s
+clips, seed 0), whose DecoderLens rows at the last layer are the baseline clips; a run's default 2
+prompts per concept are the first 2 of the build's 10 (the sampling noise is keyed by the prompt).
+``planted_truth`` (``toy.planted``) is re-exported here, where it was first.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..classify.passt import load_passt_folder
+from ..classify.loading import load_classifier
 from ..concepts.concept_set import load_concepts
-from ..concepts.recognition import recognition
-from ..engine.runner import GenerationSettings, MusicgenRunner
-from ..engine.sites import PAPER_COMPONENTS, all_sites
+from ..engine.runner import GenerationSettings
+from ..experiments.decoderlens import decoderlens_grid, run_decoderlens
+from ..experiments.session import RunConfig, Session
 from ..zoo.loading import load_musicgen
-from .classifier import CATEGORIES, concept_accuracy, render
+from .classifier import concept_accuracy, render
 from .codec import random_fills
-from .world import SAMPLE_RATE, ToyWorld
+from .musicgen import FRAMES
+from .planted import planted_truth
+from .world import FRAME_RATE, SAMPLE_RATE, ToyWorld
+
+__all__ = ["HELD_OUT_SEED", "RUN_SECONDS", "TARGETS", "classifier_accuracy", "following_config", "planted_truth",
+           "prompt_following"]
 
 #: what the toy world must reach (issue 11)
 TARGETS = {"classifier_accuracy": 0.9, "prompt_following": 0.8}
-#: seeds no training run uses: the checks' clips are held out
+#: seeds no training run uses: the classifier check's clips are held out
 HELD_OUT_SEED = 10_000
+#: a planted model's default clip length in ``mgbench run`` (``cli.OFFLINE_RUNS``): the training clips' length
+RUN_SECONDS = FRAMES / FRAME_RATE
 
 
-def planted_truth(model: torch.nn.Module) -> dict:
-    """Every site of ``model``'s decoder, by how the prompt's text can reach it, read off the weights.
-
-    - ``entry``: the cross-attention whose output projection is not zero: the text's only way in;
-    - ``no_path``: cross-attentions with a zero output projection: output exactly 0, no causal path;
-    - ``downstream``: sites after the entry in the same step (they read its output through the residual);
-    - ``through_codes``: sites before the entry: the text reaches them only through the codes generated
-      at earlier steps (concept information travels there too, but only what the entry put in).
-    """
-    layers = model.decoder.model.decoder.layers
-    open_layers = [i for i, layer in enumerate(layers) if layer.encoder_attn.out_proj.weight.any()]
-    if len(open_layers) != 1:
-        raise ValueError(f"a planted toy MusicGen has exactly one open cross-attention; this one has {open_layers}")
-    entry = open_layers[0]
-    order = {"self_attn": 0, "cross_attn": 1, "mlp": 2}  # the order of a decoder layer's components
-    roles: dict[str, str] = {}
-    for site in all_sites(len(layers), PAPER_COMPONENTS):
-        if site.component == "cross_attn":
-            roles[str(site)] = "entry" if site.layer == entry else "no_path"
-        elif (site.layer, order[site.component]) > (entry, order["cross_attn"]):
-            roles[str(site)] = "downstream"
-        else:
-            roles[str(site)] = "through_codes"
-    return {"entry_layer": entry, "sites": roles,
-            "statement": f"the prompt's text enters the decoder only through L{entry}.cross_attn; every other "
-                         "cross-attention's output projection is zero (its output is exactly 0 for every input)"}
-
-
-def classifier_accuracy(folder: Path, clips: int = 400) -> dict[str, float]:
-    """Top-1 among each category's concepts on ``clips`` held-out clips of the world, rendered by the toy codec."""
+def classifier_accuracy(musicgen: Path, classifier: str, clips: int = 400) -> dict[str, float]:
+    """Top-1 among each category's concepts on ``clips`` held-out clips of the world, rendered by the codec of the
+    model in ``musicgen``, heard by ``classifier`` (a name or folder)."""
     concepts = load_concepts()
     world = ToyWorld.from_concepts(concepts)
-    codec = load_musicgen(str(folder / "musicgen")).model.audio_encoder
-    classifier = load_passt_folder(folder / "classifier")
+    codec = load_musicgen(str(musicgen)).model.audio_encoder
+    heard = load_classifier(classifier)
     rng = np.random.default_rng(HELD_OUT_SEED)
     fills = random_fills(world, clips, rng)
-    audio = render(world, codec, fills, frames=50, rng=rng)
+    audio = render(world, codec, fills, frames=FRAMES, rng=rng)
     with torch.no_grad():
-        logits = torch.cat([classifier.logits(audio[s:s + 100], SAMPLE_RATE) for s in range(0, clips, 100)])
+        logits = torch.cat([heard.logits(audio[s:s + 100], SAMPLE_RATE) for s in range(0, clips, 100)])
     return concept_accuracy(logits, concepts, fills)
 
 
-def prompt_following(folder: Path, prompts: int = 10, seconds: float = 1.0) -> dict[str, float]:
-    """Per category, the fraction of sampled clips (default settings: top-k 250, temperature 1, guidance 3) of
-    each concept's first ``prompts`` prompts in which the toy classifier's top concept of that category is
-    the prompted one."""
-    concepts = load_concepts()
-    loaded = load_musicgen(str(folder / "musicgen"), dtype=torch.float64)
-    classifier = load_passt_folder(folder / "classifier")
-    runner = MusicgenRunner(loaded, GenerationSettings(seconds=seconds, seed=HELD_OUT_SEED))
-    hits: dict[str, list[bool]] = {category: [] for category in CATEGORIES}
-    audioset = recognition(concepts)
-    for concept in concepts.concepts:
-        audio = runner.generate(concepts.prompts(concept.name, prompts))
-        logits = classifier.logits(audio.float(), loaded.sample_rate)
-        hits[concept.category] += [audioset.recognized(row, concept) for row in logits]
-    return {category: float(np.mean(h)) for category, h in hits.items()}
+def following_config(musicgen: Path, prompts: int = 10, cache: "str | None" = None) -> RunConfig:
+    """The run a planted model gets by default (``mgbench run --model FOLDER``), with ``prompts`` per concept."""
+    return RunConfig(model=str(musicgen), prompts=prompts, generation=GenerationSettings(seconds=RUN_SECONDS, seed=0),
+                     cache=cache)
+
+
+def prompt_following(musicgen: Path, prompts: int = 10) -> tuple[dict[str, float], dict]:
+    """Per category, the fraction of the baseline clips of each concept's first ``prompts`` prompts whose concept
+    is recognized among its category's (DecoderLens at the full model), and the settings it ran with."""
+    with tempfile.TemporaryDirectory() as cache:
+        session = Session(following_config(musicgen, prompts, cache))
+        last = session.musicgen.num_layers - 1
+        rows = run_decoderlens(session, decoderlens_grid(session.concepts.names, [last], prompts))
+        c = session.config
+        classifier = c.classifier_name  # a folder beside the build's model (--from-scratch): said relative to it
+        classifier = os.path.relpath(classifier, musicgen) if Path(classifier).is_absolute() else classifier
+        settings = {"prompts": prompts, "seconds": c.generation.seconds, "seed": c.generation.seed,
+                    "dtype": c.resolved_dtype, "classifier": classifier, "layer": last}
+    following = rows.groupby("category", sort=False)["recognized"].mean()
+    return {category: float(value) for category, value in following.items()}, settings

@@ -1,10 +1,11 @@
 """The toy MusicGen: transformers' MusicGen at the tiny size, trained on the toy world with a planted mechanism.
 
-**The planted mechanism**: the prompt's text reaches the decoder only through the cross-attention of
-layer ``PLANTED_LAYER``. Every other layer's cross-attention output projection (which has no bias) is
-zero and frozen, so its output is exactly 0 for every input: those sites have no causal path from the
-text. Concept information still travels through the generated codes (self-attention and MLPs of any
-layer read them), so they may carry concepts too, but only what the planted site put into the codes.
+**The planted mechanism**: the prompt's text reaches the decoder only through the cross-attentions of
+the recipe's entries (``toy.recipe``; the default world: layer ``PLANTED_LAYER``'s). Every other layer's
+cross-attention output projection (which has no bias) is zero and frozen, so its output is exactly 0 for
+every input: those sites have no causal path from the text. Concept information still travels through
+the generated codes (self-attention and MLPs of any layer read them), so they may carry concepts too, but
+only what the entries put into the codes.
 
 Training is teacher forcing on clips of the toy world with MusicGen's delay pattern. Two tricks make
 the text necessary (else the model reads the concept off the codes after a frame or two and ignores
@@ -26,6 +27,7 @@ from ..concepts.concept_set import ConceptSet
 from ..progress import progress
 from ..zoo.architectures import SHAPES
 from .codec import CODEC, random_fills
+from .text import apply_masks
 from .world import ToyWorld
 
 PLANTED_LAYER = 2
@@ -33,16 +35,18 @@ PAD = 2048  # MusicGen's pad = bos = decoder start token, outside the codebooks
 SWAP_RATES = (0.0, 0.5, 0.9)  # per training row, the fraction of its input frames taken from random other clips
 #: loss weight per codebook: instrument and genre (what prompt following is judged on) first, mood and tempo less
 CODEBOOK_WEIGHTS = (1.0, 1.0, 0.25, 0.25)
+FRAMES = 50  # frames per training clip (1 s): the clip length the model knows, and its default run's
 
 
-def toy_config(vocab_size: int):
-    """MusicGen with the tiny shapes, the toy codec and a text encoder over ``vocab_size`` words."""
+def toy_config(vocab_size: int, text_encoder=None):
+    """MusicGen with the tiny shapes, the toy codec and a text encoder over ``vocab_size`` words (``text_encoder``:
+    another T5 config, e.g. ``toy.text.block_text_config``'s)."""
     from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config
 
     shape = SHAPES["tiny"]
+    text = text_encoder or T5Config(vocab_size=vocab_size, d_model=128, d_ff=256, num_layers=2, num_heads=4, d_kv=32)
     return MusicgenConfig(
-        text_encoder=T5Config(vocab_size=vocab_size, d_model=128, d_ff=256, num_layers=2, num_heads=4, d_kv=32),
-        audio_encoder=EncodecConfig(**CODEC),
+        text_encoder=text, audio_encoder=EncodecConfig(**CODEC),
         decoder=MusicgenDecoderConfig(vocab_size=2048, num_codebooks=4, max_position_embeddings=2048,
                                       pad_token_id=PAD, bos_token_id=PAD, decoder_start_token_id=PAD,
                                       hidden_size=shape.hidden, ffn_dim=shape.ffn, num_hidden_layers=shape.layers,
@@ -51,8 +55,13 @@ def toy_config(vocab_size: int):
 
 def plant(model: torch.nn.Module, layer: int = PLANTED_LAYER) -> None:
     """Zero and freeze every cross-attention output projection but ``layer``'s: the text's only path."""
+    plant_sites(model, (layer,))
+
+
+def plant_sites(model: torch.nn.Module, layers: "tuple[int, ...]") -> None:
+    """Zero and freeze every cross-attention output projection but those of ``layers`` (the entries)."""
     for i, decoder_layer in enumerate(model.decoder.model.decoder.layers):
-        if i != layer:
+        if i not in layers:
             weight = decoder_layer.encoder_attn.out_proj.weight
             assert decoder_layer.encoder_attn.out_proj.bias is None
             weight.data.zero_()
@@ -88,11 +97,15 @@ def batch_tensors(world: ToyWorld, concepts: ConceptSet, tokenizer, batch: int, 
 
 
 def train_musicgen(model: torch.nn.Module, world: ToyWorld, concepts: ConceptSet, tokenizer, steps: int, seed: int,
-                   batch: int = 32, frames: int = 50) -> torch.nn.Module:
-    """Train the planted ``model``'s text encoder and decoder (the codec stays as it is) on the toy world."""
+                   batch: int = 32, frames: int = FRAMES, entries: "tuple[int, ...]" = (PLANTED_LAYER,),
+                   masks: "list[tuple[torch.Tensor, torch.Tensor]]" = ()) -> torch.nn.Module:
+    """Train the planted ``model`` on the toy world: every parameter that requires a gradient (the codec never),
+    the cross-attention output projections of the ``entries``' layers only, and the coordinates that ``masks``
+    (``toy.text.isolation_masks``) zero kept at exactly zero after every step."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    plant(model)
+    plant_sites(model, entries)
+    apply_masks(masks)
     model.audio_encoder.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.01)
@@ -112,5 +125,6 @@ def train_musicgen(model: torch.nn.Module, world: ToyWorld, concepts: ConceptSet
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        apply_masks(masks)
         schedule.step()
     return model.eval()

@@ -1,6 +1,6 @@
-"""Load MusicGen by name: ``toy`` (shipped, trained), ``tiny`` (random, offline), ``small``/``medium``/``large``
-(hub), ``small-random``/``medium-random``/``large-random`` (published sizes, random, offline), a hub id or a local
-folder."""
+"""Load MusicGen by name: ``toy`` and the other toy worlds (``toy-early``, ``toy-split``: shipped, trained;
+``worlds``), ``tiny`` (random, offline), ``small``/``medium``/``large`` (hub), ``small-random``/``medium-random``/
+``large-random`` (published sizes, random, offline), a hub id or a local folder."""
 
 from __future__ import annotations
 
@@ -17,9 +17,12 @@ from ..quiet import quiet_transformers
 from .architectures import HUB_NAMES, ModelFacts
 from .random_sizes import RANDOM_SIZES, published_config, random_musicgen_folder
 from .tiny import build_tiny_tokenizer, tiny_config, tiny_musicgen_folder
+from .worlds import world_folder, world_names
 
-MODEL_NAMES = ("toy", "tiny", *HUB_NAMES, *RANDOM_SIZES)
-OFFLINE_MODELS = ("toy", "tiny", *RANDOM_SIZES)  # shipped or built here: always available
+#: the shipped toy worlds besides ``toy`` (``worlds``)
+WORLD_NAMES = world_names()
+MODEL_NAMES = ("toy", *WORLD_NAMES, "tiny", *HUB_NAMES, *RANDOM_SIZES)
+OFFLINE_MODELS = ("toy", *WORLD_NAMES, "tiny", *RANDOM_SIZES)  # shipped or built here: always available
 #: models with random weights: they exercise the machinery (and its speed); their numbers are meaningless
 RANDOM_MODELS = ("tiny", *RANDOM_SIZES)
 HUB_ID = r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*"  # owner/name, as the Hugging Face hub spells repo ids
@@ -77,6 +80,8 @@ def resolve_source(name: str, build: bool = True) -> str:
     built on first use, unless ``build`` is False (then their folder may not exist yet)."""
     if name == "toy":
         return str(toy_folder() / "musicgen")
+    if name in WORLD_NAMES:
+        return str(world_folder(name))
     if name == "tiny":
         return str(tiny_musicgen_folder())
     if name in RANDOM_SIZES:
@@ -99,9 +104,22 @@ def planted_truth(name: str) -> "dict | None":
     or None for models without one."""
     import json
 
+    if name in RANDOM_MODELS or name in HUB_NAMES:  # none has one (and a random size is not built to find out)
+        return None
     source = Path(resolve_source(name))
     path = source / "planted.json"
     return json.loads(path.read_text()) if source.is_dir() and path.is_file() else None
+
+
+def planted_classifier(name: str) -> "str | None":
+    """The classifier that hears a planted model's world, as its ``planted.json`` names it (``toy``, or a folder
+    relative to the model's, e.g. ``../classifier`` for a world built from scratch); None without one."""
+    planted = planted_truth(name)
+    if planted is None:
+        return None
+    named = planted.get("classifier", "toy")
+    folder = Path(resolve_source(name)) / named
+    return str(folder.resolve()) if folder.is_dir() else named
 
 
 def cached_snapshot(repo_id: str) -> "Path | None":
