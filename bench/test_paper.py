@@ -37,8 +37,9 @@ def test_claim(case, bench):
 
 
 def test_ground_truth(case, bench):
-    """The toy world's planted mechanism, recovered: silent no-path sites, the entry site first, lens at chance
-    before the entry (suite/ground_truth.py)."""
+    """A toy world's planted mechanism, recovered at the entries its planted.json names: silent no-path sites, each
+    category's entry first and apart, the lens at chance before the entry and above it at the full model
+    (suite/ground_truth.py)."""
     result = bench.verdict(case)
     assert result.holds, f"{case.id}: the planted truth is not recovered: {result.detail}"
 

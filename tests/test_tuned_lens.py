@@ -4,7 +4,7 @@ file, and the toy world's ground truth (chance before the entry layer, the full 
 import pytest
 import torch
 from safetensors.torch import save_file
-from scipy.stats import entropy
+from scipy.stats import entropy, fisher_exact
 
 from mgbench.engine.hooks import cut_decoder, installed
 from mgbench.engine.runner import GenerationSettings, MusicgenRunner
@@ -15,8 +15,9 @@ from mgbench.experiments.session import RunConfig, Session
 from mgbench.experiments.tunedlens import tuned_lens, write_lens
 from mgbench.lens.training import LensTraining, fit_lens, kl_to_final, record_states
 from mgbench.lens.translators import TunedLens, load_lens
-from mgbench.suite.ground_truth import run_check
-from mgbench.zoo.loading import load_musicgen, planted_truth
+from mgbench.suite.ground_truth import Check, judge, lens_check, recognition
+from mgbench.suite.planted import planted_truth
+from mgbench.zoo.loading import load_musicgen
 
 
 @pytest.fixture(scope="module")
@@ -112,17 +113,25 @@ def toy_lens_run(tmp_path_factory):
 
 
 def test_toy_tuned_lens_is_at_chance_before_the_entry_and_reaches_the_full_model_at_it(toy_lens_run):
-    """The done-when of the tuned lens on the toy world: the text enters at L2's cross-attention, so translators
-    of L0 and L1 see no concept (chance) and L2's recognizes concepts as often as the full model. The check that
-    the lens reaches the full model fails where it must (at L1: broken on purpose)."""
+    """The tuned lens on the toy world: the text enters at L2's cross-attention, so translators of L0 and L1 see no
+    concept (the ground-truth check ``tuned_chance``) and L2's recognizes concepts above chance and not less often
+    than the full model (a one-sided Fisher exact test); the same test at L1 fails, as it must."""
     session, tables = toy_lens_run
     planted = planted_truth("toy")
-    assert planted["entry_layer"] == 2
-    for layer in (0, 1):
-        assert run_check("tuned_chance", tables, planted, layer=layer).holds, layer
-    reached = run_check("tuned_reaches_final", tables, planted, layer=2)
-    assert reached.holds, reached.detail
-    assert run_check("tuned_reaches_final", tables, planted, layer=1).holds is False
+    categories = ("instrument", "genre")
+    assert {planted.entry_layer(c) for c in categories} == {2}
+    for layer, category in ((layer, category) for layer in (0, 1) for category in categories):
+        assert judge(Check("tuned_chance", category=category, layer=layer), tables, planted).holds, (layer, category)
+
+    def reaches_full_model(layer: int, category: str) -> bool:
+        tuned, full = tables["tunedlens"], tables["decoderlens"]
+        hits, n, _ = recognition(tuned, layer)[category]
+        full_hits, full_n, _ = recognition(full, int(full.layer.max()))[category]
+        fewer = fisher_exact([[hits, n - hits], [full_hits, full_n - full_hits]], alternative="less").pvalue
+        return bool(lens_check(tuned, category, layer, at_chance=False).holds and fewer >= 0.01)
+
+    assert all(reaches_full_model(2, category) for category in categories)
+    assert not any(reaches_full_model(1, category) for category in categories)
     fit = tuned_lens(session)[1]
     assert list(fit.layer) == [0, 1, 2] and (fit.kl_tuned < fit.kl_cut).all()
 

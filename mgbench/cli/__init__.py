@@ -17,7 +17,6 @@ from ..perf.cost import DEVICE_PROFILES
 from .arguments import (
     COMPILE_MODES,
     EXIT_INTERRUPTED,
-    OFFLINE_RUNS,
     ArgumentParser,
     add_build_plan_args,
     add_concepts_file_arg,
@@ -34,7 +33,7 @@ from .arguments import (
 from .commands import cmd_concepts, cmd_generate, cmd_models, cmd_plan, cmd_prompts, cmd_report, cmd_run, cmd_toy_build
 
 __all__ = [
-    "COMPILE_MODES", "EXIT_INTERRUPTED", "OFFLINE_RUNS", "ArgumentParser", "add_build_plan_args",
+    "COMPILE_MODES", "EXIT_INTERRUPTED", "ArgumentParser", "add_build_plan_args",
     "add_concepts_file_arg", "add_generation_args", "add_run_args", "batch_size_arg", "build_parser", "cmd_concepts",
     "cmd_generate", "cmd_models", "cmd_plan", "cmd_prompts", "cmd_report", "cmd_run", "cmd_toy_build", "device_arg",
     "folder_arg", "interrupted_message", "main", "planned_device_arg", "positive_int", "seconds_arg", "shard_arg",

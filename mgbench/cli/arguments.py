@@ -8,11 +8,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from ..errors import ConfigError
+from ..zoo.worlds import TINY_RUN, TOY_RUN
 
-#: The offline models' default runs are the paper's, with fewer prompts and shorter clips (prompts per concept,
-#: seconds) so that they end in minutes on a CPU. Every planted model (a toy world: ``toy-early``, a folder with
-#: ``planted.json``) gets toy's; its 1 s is the length of the clips the toy worlds are trained on.
-OFFLINE_RUNS = {"toy": (2, 1.0), "tiny": (2, 1.0)}
 #: --compile: the own loop's torch.compile mode (None: eager)
 COMPILE_MODES = {"off": None, "default": "default", "reduce-overhead": "reduce-overhead"}
 #: exit status after Ctrl-C (128 + SIGINT), as shells report it
@@ -135,7 +132,7 @@ def add_run_args(p: argparse.ArgumentParser, device_type=device_arg) -> None:
                    help="edit only generated frames T0 <= t < T1, counted as decode steps from 0, e.g. 0-50 "
                         "(default: every frame; not with --compile)")
     p.add_argument("--prompts", type=positive_int, default=None,
-                   help=f"prompts per concept (default: 100; {OFFLINE_RUNS['toy'][0]} for the toy worlds and tiny)")
+                   help=f"prompts per concept (default: 100; {TOY_RUN[0]} for the toy worlds, {TINY_RUN[0]} for tiny)")
     p.add_argument("--recognizer", default="passt", choices=list(RECOGNIZERS),
                    help="how clips are scored against concepts: passt (AudioSet logits, the concepts' labels; the "
                         "paper's) or clap (zero-shot CLAP over the concepts' texts)")
@@ -180,8 +177,7 @@ def add_generation_args(p: argparse.ArgumentParser, seconds: "float | None" = 4.
                                                   "large | small-random | medium-random | large-random (random "
                                                   "weights) | hub id | folder")
     p.add_argument("--seconds", type=seconds_arg, default=seconds,
-                   help="clip length (default: 4; for run, 4 and %g for the toy worlds and tiny)"
-                        % OFFLINE_RUNS["toy"][1])
+                   help=f"clip length (default: 4; for run, 4 and {TOY_RUN[1]:g} for the toy worlds and tiny)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", type=device_type, help="cpu, cuda or cuda:N")
     p.add_argument("--download", action="store_true", help="download hub weights that are not cached")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..perf.cost import DEVICE_PROFILES
-from .arguments import COMPILE_MODES, OFFLINE_RUNS
+from .arguments import COMPILE_MODES
 
 
 def _concepts(args: argparse.Namespace):
@@ -87,10 +87,9 @@ def _run_setup(args: argparse.Namespace):
     from ..experiments.catalog import validate
     from ..experiments.selection import Selection, parse_alphas, parse_frames, parse_layers
     from ..experiments.session import RunConfig, Session
-    from ..zoo.loading import planted_truth
+    from ..zoo.loading import default_run
 
-    planted = args.model not in OFFLINE_RUNS and planted_truth(args.model) is not None  # a toy world, shipped or built
-    default_prompts, default_seconds = OFFLINE_RUNS.get("toy" if planted else args.model, (100, 4.0))
+    default_prompts, default_seconds = default_run(args.model)
     prompts = args.prompts if args.prompts is not None else default_prompts
     clip = args.seconds if args.seconds is not None else default_seconds
     config = RunConfig(

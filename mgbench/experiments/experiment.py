@@ -41,6 +41,7 @@ class Case:
     pair_type: "str | None" = None
     claim: "str | None" = None
     check: "str | None" = None  # a ground-truth check (suite.ground_truth)
+    category: "str | None" = None  # the concept category a ground-truth check judges
     parts: tuple[str, ...] = ()
 
     @property

@@ -16,7 +16,8 @@ from .state import STATE, BenchState
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mgbench", "mgbench bench suite")
     group.addoption("--gpu", action="store_true", help="run on CUDA; enables the small/medium/large cases")
-    group.addoption("--prompts", type=int, default=None, help="prompts per concept (default: toy, tiny 2; others 100)")
+    group.addoption("--prompts", type=int, default=None,
+                    help="prompts per concept (default: toy worlds 4, tiny 2, others 100)")
     group.addoption("--seconds", type=float, default=None, help="clip length (default: toy, tiny 1; others 4)")
     group.addoption("--results", default="results/bench", help="folder for bench results (default: results/bench)")
     group.addoption("--no-compute", action="store_true",

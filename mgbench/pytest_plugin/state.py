@@ -18,11 +18,11 @@ from ..suite.cases import case_metrics, get_kind, group_metrics, kind_metrics
 from ..suite.expectations import Expectations
 from ..suite.stored import lacking, missing_rows, read_results, stored_ids
 from ..zoo.architectures import REAL_SIZES
+from ..zoo.loading import WORLD_NAMES, default_run
 
-#: the offline sizes (always run, on the CPU): toy (a planted mechanism) and tiny (random weights, golden values)
-OFFLINE_SIZES = ("toy", "tiny")
-OFFLINE_DEFAULTS = {"prompts": 2, "seconds": 1.0}
-PAPER_DEFAULTS = {"prompts": 100, "seconds": 4.0}
+#: the offline sizes (always run, on the CPU): the toy worlds (planted mechanisms) and tiny (random weights, golden
+#: values)
+OFFLINE_SIZES = ("toy", *WORLD_NAMES, "tiny")
 
 
 class BenchState:
@@ -66,9 +66,9 @@ class BenchState:
         return self.replace_golden or self.config.getoption("--update-expectations", False)
 
     def settings(self, size: str) -> dict:
-        defaults = OFFLINE_DEFAULTS if size in OFFLINE_SIZES else PAPER_DEFAULTS
-        prompts = self.config.getoption("--prompts", None) or defaults["prompts"]
-        seconds = self.config.getoption("--seconds", None) or defaults["seconds"]
+        default_prompts, default_seconds = default_run(size)
+        prompts = self.config.getoption("--prompts", None) or default_prompts
+        seconds = self.config.getoption("--seconds", None) or default_seconds
         settings = {"prompts": prompts, "seconds": seconds, "seed": 0}
         return {**settings, "tiny_version": TINY_VERSION} if size == "tiny" else settings
 

@@ -37,7 +37,7 @@ __all__ = ["HELD_OUT_SEED", "RUN_SECONDS", "TARGETS", "classifier_accuracy", "fo
 TARGETS = {"classifier_accuracy": 0.9, "prompt_following": 0.8}
 #: seeds no training run uses: the classifier check's clips are held out
 HELD_OUT_SEED = 10_000
-#: a planted model's default clip length in ``mgbench run`` (``cli.OFFLINE_RUNS``): the training clips' length
+#: a planted model's default clip length in ``mgbench run`` (``zoo.worlds.TOY_RUN``): the training clips' length
 RUN_SECONDS = FRAMES / FRAME_RATE
 
 

@@ -17,7 +17,7 @@ from ..quiet import quiet_transformers
 from .architectures import HUB_NAMES, ModelFacts
 from .random_sizes import RANDOM_SIZES, published_config, random_musicgen_folder
 from .tiny import build_tiny_tokenizer, tiny_config, tiny_musicgen_folder
-from .worlds import world_folder, world_names
+from .worlds import PAPER_RUN, TINY_RUN, TOY_RUN, world_folder, world_names
 
 #: the shipped toy worlds besides ``toy`` (``worlds``)
 WORLD_NAMES = world_names()
@@ -109,6 +109,14 @@ def planted_truth(name: str) -> "dict | None":
     source = Path(resolve_source(name))
     path = source / "planted.json"
     return json.loads(path.read_text()) if source.is_dir() and path.is_file() else None
+
+
+def default_run(name: str) -> tuple[int, float]:
+    """A model's default (prompts per concept, clip seconds): a planted world's (shipped or built), tiny's, or the
+    paper's."""
+    if name == "tiny":
+        return TINY_RUN
+    return TOY_RUN if name in ("toy", *WORLD_NAMES) or planted_truth(name) is not None else PAPER_RUN
 
 
 def planted_classifier(name: str) -> "str | None":

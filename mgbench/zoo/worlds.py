@@ -23,6 +23,11 @@ WEIGHTS = "model.safetensors"  # the weights file of a model folder
 DELTA = "weights.safetensors"  # a world's tensors that differ from toy's
 RECORD = "build.json"  # a world's build record: kept in the package, not in the model folder
 
+#: a run's default (prompts per concept, clip seconds; ``loading.default_run``). The toy worlds': 1 s is their
+#: training clips' length, and 4 prompts the fewest at which their ground-truth checks pass with probability >= 0.99
+#: (docs/toy-world.md "Power"); tiny's are its golden values'; the paper's, 100 prompts of 4 s
+TOY_RUN, TINY_RUN, PAPER_RUN = (4, 1.0), (2, 1.0), (100, 4.0)
+
 
 def worlds_root() -> Path:
     """Where the shipped worlds' differences from ``toy`` live (inside the package)."""
