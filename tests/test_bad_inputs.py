@@ -78,6 +78,12 @@ def case(name: str, argv: list, message: str, *setups: str, status: int = 2, **k
 CASES = [
     case("layers-backwards", [*RUN, "--layers", "3-1"], "layer range '3-1' runs backwards; write low-high, e.g. 1-3"),
     case("prompts-0", [*RUN, "--prompts", "0"], "--prompts: '0' is not allowed; give a whole number of at least 1"),
+    case("power-no-results", ["toy", "power", "{tmp}/none"], "results folder {tmp}/none does not exist or is not a "
+         "folder"),
+    case("power-prompts-0", ["toy", "power", "{tmp}", "--prompts", "2,0"], "--prompts: '2,0' is not allowed; give whole "
+         "numbers of at least 1, e.g. 2,3,4"),
+    case("power-rate-above-1", ["toy", "power", "{tmp}", "--rates", "0.8,1.5"], "--rates: '0.8,1.5' is not allowed; "
+         "give rates between 0 and 1, e.g. 0.8,0.9"),
     case("prompts-negative", [*RUN, "--prompts", "-2"], "--prompts: '-2' is not allowed"),
     case("seconds-0", [*RUN, "--seconds", "0"], "--seconds: '0' is not allowed; give a clip length in seconds above 0"),
     case("seconds-negative", [*RUN, "--seconds", "-1"], "--seconds: '-1' is not allowed"),

@@ -25,17 +25,30 @@ from .arguments import (
     batch_size_arg,
     device_arg,
     folder_arg,
+    int_list,
     planned_device_arg,
     positive_int,
+    rate_list,
     seconds_arg,
     shard_arg,
 )
-from .commands import cmd_concepts, cmd_generate, cmd_models, cmd_plan, cmd_prompts, cmd_report, cmd_run, cmd_toy_build
+from .commands import (
+    cmd_concepts,
+    cmd_generate,
+    cmd_models,
+    cmd_plan,
+    cmd_prompts,
+    cmd_report,
+    cmd_run,
+    cmd_toy_build,
+    cmd_toy_power,
+)
 
 __all__ = [
     "COMPILE_MODES", "EXIT_INTERRUPTED", "ArgumentParser", "add_build_plan_args",
     "add_concepts_file_arg", "add_generation_args", "add_run_args", "batch_size_arg", "build_parser", "cmd_concepts",
-    "cmd_generate", "cmd_models", "cmd_plan", "cmd_prompts", "cmd_report", "cmd_run", "cmd_toy_build", "device_arg",
+    "cmd_generate", "cmd_models", "cmd_plan", "cmd_prompts", "cmd_report", "cmd_run", "cmd_toy_build", "cmd_toy_power",
+    "device_arg",
     "folder_arg", "interrupted_message", "main", "planned_device_arg", "positive_int", "seconds_arg", "shard_arg",
 ]
 
@@ -90,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     toy = sub.add_parser("toy", help="the toy world: a MusicGen with a planted, known mechanism")
-    p = toy.add_subparsers(dest="toy_command", required=True).add_parser("build", help=cmd_toy_build.__doc__)
+    toy_commands = toy.add_subparsers(dest="toy_command", required=True)
+    p = toy_commands.add_parser("build", help=cmd_toy_build.__doc__)
     p.add_argument("--out", required=True, type=folder_arg, help="a new folder for the built toy world")
     p.add_argument("--entry", action="append", default=None, metavar="SITE[:CATEGORIES]",
                    help="where the text enters, e.g. L0.cross_attn, or L1.cross_attn:instrument (only the instrument "
@@ -99,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also train the codec, the classifier and the text encoder (default: the shipped world's)")
     add_build_plan_args(p)
     p.set_defaults(func=cmd_toy_build)
+    p = toy_commands.add_parser("power", help=cmd_toy_power.__doc__)
+    p.add_argument("results", help="the --out folder of `mgbench run --model <toy world>`")
+    p.add_argument("--prompts", type=int_list, default=[2, 3, 4], help="numbers of prompts to judge (default: 2,3,4)")
+    p.add_argument("--rates", type=rate_list, default=[0.7, 0.8, 0.9, 0.95],
+                   help="prompt-following rates for the lens power (default: 0.7,0.8,0.9,0.95)")
+    p.add_argument("--draws", type=positive_int, default=200, help="bootstrap resamples per number (default: 200)")
+    p.set_defaults(func=cmd_toy_power)
     for p in sub.choices.values():  # also accepted after the subcommand, where users put it
         add_concepts_file_arg(p, default=argparse.SUPPRESS)
     return parser

@@ -34,6 +34,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+def int_list(text: str) -> list[int]:
+    """argparse type: comma-separated whole numbers of at least 1 (``2,3,4``)."""
+    try:
+        return [positive_int(part) for part in text.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give whole numbers of at least 1, e.g. 2,3,4"
+                                         ) from None
+
+
+def rate_list(text: str) -> list[float]:
+    """argparse type: comma-separated rates between 0 and 1 (``0.8,0.9``)."""
+    try:
+        rates = [float(part) for part in text.split(",")]
+    except ValueError:
+        rates = [math.nan]
+    if not all(0 <= rate <= 1 for rate in rates):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give rates between 0 and 1, e.g. 0.8,0.9")
+    return rates
+
+
 def batch_size_arg(text: str) -> int:
     """argparse type: ``auto`` (0: as many rows as memory allows) or a whole number of at least 1."""
     if text == "auto":

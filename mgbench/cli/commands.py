@@ -221,3 +221,37 @@ def cmd_toy_build(args: argparse.Namespace) -> int:
     if missed:
         print(f"mgbench: warning: below target: {', '.join(missed)}", file=sys.stderr)
     return 1 if missed else 0
+
+
+def cmd_toy_power(args: argparse.Namespace) -> int:
+    """How often a toy world's ground-truth checks pass at fewer prompts: the lens checks' exact binomial power,
+    the intervention checks' by resampling the run's prompts; writes power.csv beside the run."""
+    import pandas as pd
+
+    from ..concepts.concept_set import load_concepts
+    from ..report.results import load_results
+    from ..suite.ground_truth import categories_of, checks
+    from ..suite.planted import Planted
+    from ..suite.power import INTERVENTION_CHECKS, intervention_power, lens_power
+
+    results = load_results(args.results)
+    planted_runs = {model: info for model, info in results.runs.items() if info.get("planted")}
+    if not planted_runs:
+        raise ConfigError(f"{args.results} holds no run of a toy world (no planted truth in its run.json); give the "
+                          "--out folder of `mgbench run --model toy` (or another world)")
+    concepts = load_concepts()
+    tables = []
+    for model, info in planted_runs.items():
+        planted = Planted(info["planted"])
+        categories = categories_of(planted, concepts)
+        counts = {c: (len(concepts.members(c)), 1 / len(concepts.members(c))) for c in categories}
+        tables.append(lens_power(counts, args.prompts, args.rates).assign(model=model))
+        mine = {name: results.of(name, model) for name in ("interventions", "ceiling")}
+        if not mine["interventions"].empty:
+            listed = [c for c in checks(planted, categories, sorted(set(mine["interventions"].technique)), [], [])
+                      if c.name in INTERVENTION_CHECKS]
+            tables.append(intervention_power(mine, planted, listed, args.prompts, args.draws).assign(model=model))
+    power = pd.concat(tables, ignore_index=True)
+    power.to_csv(Path(args.results) / "power.csv", index=False)
+    print(power.to_markdown(index=False, floatfmt=".3f"))
+    return 0
