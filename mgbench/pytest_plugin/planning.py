@@ -20,7 +20,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.UsageError(f"bench test {metafunc.function.__name__} names no kind of case; call it test_<one "
                                 f"of {', '.join(kinds())}>")
     state = metafunc.config.stash[STATE]
-    cases = [c for size in state.sizes for c in enumerate_cases(kind, size, state.concepts)]
+    cases = [c for size in state.sizes_of(kind) for c in enumerate_cases(kind, size, state.concepts)]
     metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 

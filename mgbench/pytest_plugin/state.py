@@ -65,6 +65,11 @@ class BenchState:
     def update_golden(self) -> bool:
         return self.replace_golden or self.config.getoption("--update-expectations", False)
 
+    def sizes_of(self, kind: str) -> tuple[str, ...]:
+        """The models a kind of case runs on: the family's worlds besides ``toy`` only judge their ground truth
+        (their other metrics would be recorded without ranges, as toy's are)."""
+        return self.sizes if kind == "ground_truth" else tuple(s for s in self.sizes if s not in WORLD_NAMES)
+
     def settings(self, size: str) -> dict:
         default_prompts, default_seconds = default_run(size)
         prompts = self.config.getoption("--prompts", None) or default_prompts
