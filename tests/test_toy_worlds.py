@@ -12,14 +12,18 @@ import torch
 from mgbench.cli import build_parser, main
 from mgbench.cli.commands import _run_setup
 from mgbench.engine.runner import GenerationSettings, MusicgenRunner
-from mgbench.experiments.session import RunConfig
+from mgbench.experiments.pipeline import run_selection
+from mgbench.experiments.selection import Selection
+from mgbench.experiments.session import RunConfig, Session
 from mgbench.paths import toy_folder
+from mgbench.suite.ground_truth import checks, judge
+from mgbench.suite.planted import Planted
 from mgbench.toy.build import SHARED, SHARED_TEXT, missed_targets
 from mgbench.toy.checks import TARGETS
 from mgbench.toy.planted import planted_truth as read_planted
 from mgbench.toy.text import text_layout
 from mgbench.zoo.loading import WORLD_NAMES, load_musicgen, planted_truth, resolve_source
-from mgbench.zoo.worlds import DELTA, assemble_world, world_folder, worlds_root, write_world
+from mgbench.zoo.worlds import DELTA, TOY_RUN, assemble_world, world_folder, worlds_root, write_world
 
 RECIPES = {"toy": ["L2.cross_attn"], "toy-early": ["L0.cross_attn"],
            "toy-split": ["L1.cross_attn:instrument", "L3.cross_attn:genre"]}
@@ -146,7 +150,7 @@ def _default_run(model: str):
 
 def test_every_world_and_any_planted_folder_gets_the_toy_defaults(tmp_path):
     toy = _default_run("toy")
-    assert toy == {"prompts": 2, "seconds": 1.0, "seed": 0, "dtype": "float64", "classifier": "toy"}
+    assert toy == {"prompts": TOY_RUN[0], "seconds": TOY_RUN[1], "seed": 0, "dtype": "float64", "classifier": "toy"}
     for name in WORLD_NAMES:
         assert _default_run(name) == toy
     user = tmp_path / "mine"  # a world a user built: any folder with planted.json
@@ -191,6 +195,28 @@ def test_a_reduced_build_from_a_new_recipe_plants_it(reduced, concepts):
     assert not _isolated(loaded, concepts, "genre", layer=0) and not _isolated(loaded, concepts, "instrument", layer=3)
     worst = _no_path_outputs(loaded, concepts)
     assert worst[1] == worst[2] == 0.0 and worst[0] > 0 and worst[3] > 0
+
+
+def test_the_reduced_world_passes_the_checks_that_training_cannot_break(reduced):
+    """The checks that are facts of the architecture hold on the reduced world, read from its own planted.json: its
+    no-path sites (L1, L2) are silent, and instruments (entering at L3) are at chance at the cuts before it. Those
+    that need a world trained to follow its prompts (the entry's ranking, recognition at the full model) are the
+    shipped worlds' (``pytest bench/ -k toy``); 40 steps follow no prompt."""
+    model = str(reduced[0] / "musicgen")
+    session = Session(RunConfig(model=model, prompts=TOY_RUN[0], generation=GenerationSettings(seconds=1.0)))
+    tables = {**run_selection(session, Selection(("interventions",), concepts=("guitar", "piano", "jazz", "rock"),
+                                                 techniques=("replace",))),
+              **run_selection(session, Selection(("decoderlens",)))}
+    planted = Planted(planted_truth(model))
+    listed = [c for c in checks(planted, ["instrument", "genre"], ["replace"], [0, 1, 2, 3], [])
+              if c.name in ("no_path_silent", "lens_chance")]
+    assert sorted((c.name, c.category, c.layer) for c in listed) == [
+        ("lens_chance", "instrument", 0), ("lens_chance", "instrument", 1), ("lens_chance", "instrument", 2),
+        ("no_path_silent", None, None)]
+    for check in listed:
+        result = judge(check, tables, planted)
+        assert result.holds, f"{check.where}: {result.detail}"
+    assert "L1.cross_attn, L2.cross_attn" in judge(listed[-1], tables, planted).detail
 
 
 def test_a_stored_world_assembles_into_the_folder_it_was_stored_from(reduced, tmp_path):
