@@ -80,8 +80,8 @@ CASES = [
     case("prompts-0", [*RUN, "--prompts", "0"], "--prompts: '0' is not allowed; give a whole number of at least 1"),
     case("power-no-results", ["toy", "power", "{tmp}/none"], "results folder {tmp}/none does not exist or is not a "
          "folder"),
-    case("power-prompts-0", ["toy", "power", "{tmp}", "--prompts", "2,0"], "--prompts: '2,0' is not allowed; give whole "
-         "numbers of at least 1, e.g. 2,3,4"),
+    case("power-prompts-0", ["toy", "power", "{tmp}", "--prompts", "2,0"], "--prompts: '2,0' is not allowed; give "
+         "whole numbers of at least 1, e.g. 2,3,4"),
     case("power-rate-above-1", ["toy", "power", "{tmp}", "--rates", "0.8,1.5"], "--rates: '0.8,1.5' is not allowed; "
          "give rates between 0 and 1, e.g. 0.8,0.9"),
     case("prompts-negative", [*RUN, "--prompts", "-2"], "--prompts: '-2' is not allowed"),

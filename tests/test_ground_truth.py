@@ -245,3 +245,24 @@ def test_a_lens_that_leaks_later_layers_fails_the_ground_truth(tmp_path, monkeyp
     tables = _tables(tmp_path, Selection(experiments=("decoderlens",), layers=(0,)))
     assert not all(judge(Check("lens_chance", category=category, layer=0), tables, planted_truth("toy")).holds
                    for category in ("instrument", "genre"))
+
+
+def test_toy_power_judges_every_check_of_a_run_at_fewer_prompts(toy_run):
+    """`mgbench toy power RESULTS`: the lens checks' exact power per category and number of prompts, and every
+    intervention check of the run resampled (the toy world's pass at every draw: its effects are far apart)."""
+    from mgbench.cli import main
+
+    _, out = toy_run
+    assert main(["toy", "power", str(out), "--prompts", "1,2", "--draws", "5"]) == 0
+    power = pd.read_csv(out / "power.csv")
+    lens = power[power.check.str.startswith("lens")]
+    assert set(zip(lens.check, lens["where"], lens.prompts)) >= {("lens_full", "instrument", 2),
+                                                                 ("lens_chance", "genre", 1)}
+    listed = recovered(_tables_of(out), planted_truth("toy"))
+    interventions = power[~power.check.str.startswith("lens")]
+    assert set(interventions.check) == set(listed.index) - {"lens_chance", "lens_full", "lens_rises"}
+    assert (interventions.power == 1.0).all() and (interventions.draws == 5).all()
+
+
+def _tables_of(out) -> dict[str, pd.DataFrame]:
+    return {name: pd.read_parquet(out / f"{name}.parquet") for name in ("interventions", "ceiling", "decoderlens")}
