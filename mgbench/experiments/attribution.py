@@ -1,0 +1,134 @@
+"""Attribution patching: a linear estimate of every site's replace intervention from one forward and one backward.
+
+For an original concept's prompt ``p`` and a desired concept, the metric is ``M = LL(desired codes) - LL(original
+codes)``: the log-likelihood, under teacher forcing with the original prompt's text (conditional rows, no guidance),
+of the codes the model generated for the desired concept's prompt ``p`` minus that of the codes it generated for
+the original prompt ``p`` itself. Replacing a site's output by the desired concept's mean (the ``replace``
+intervention) moves ``M`` by about
+
+    sum over both sequences and every position t of (desired mean - a_t) . dM/da_t
+
+(first order in the change of the site's output ``a``; exact where ``M`` is linear in ``a``). The sign is kept:
+a positive estimate says the replacement makes the desired concept's codes likelier relative to the original's,
+as a positive intervention effect says the desired concept became likelier in the classifier's eyes.
+
+One teacher-forced pass per original prompt serves every desired concept: its batch holds every concept's codes
+for prompt ``p`` under the original prompt's text, each row's gradient is its own log-likelihood's (rows do not
+interact), and each pair's estimate combines two rows.
+
+Cost: a backward counts as two forwards, so a pass is 3 decoder forwards of one call each over the batch's
+sequences (``decoder_forwards``); the work is 3 x sequences x positions row-positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+
+from ..engine.decode import decode_codes, delay_pattern, encode_text, greedy
+from ..engine.hooks import installed, output_tensor
+from ..engine.sites import Site, all_sites, site_module
+from .session import Session
+
+#: a backward pass costs about two forwards (the usual convention)
+BACKWARD_FORWARDS = 2
+
+
+def delayed(model: torch.nn.Module, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Undelayed codes ``(batch, codebooks, frames)`` back in MusicGen's delay pattern: ``(sequence, pattern)``, both
+    ``(batch * codebooks, steps + 1)``; ``pattern`` is -1 where a code was generated."""
+    batch, books, frames = codes.shape
+    pattern = delay_pattern(model, batch, frames + books - 1, codes.device)
+    sequence = pattern.clone()
+    sequence[:, 0] = model.generation_config.decoder_start_token_id
+    sequence[pattern == -1] = codes.reshape(-1)
+    return sequence, pattern
+
+
+def generated_codes(session: Session, prompts: Sequence[str]) -> torch.Tensor:
+    """The codes the session's runner generates for ``prompts`` (the same sampling noise, so the codes of the run's
+    baseline clips), undelayed ``(prompts, codebooks, frames)``."""
+    loaded, runner, s = session.musicgen, session.runner, session.config.generation
+    inputs = loaded.processor(text=list(prompts), padding=True, return_tensors="pt").to(loaded.device)
+    sampler = runner.sampler(list(prompts))
+    with torch.no_grad():
+        return decode_codes(loaded.model, inputs["input_ids"], inputs["attention_mask"], runner.max_new_tokens,
+                            s.guidance_scale, greedy if sampler is None else sampler.sample)
+
+
+def log_likelihoods(model: torch.nn.Module, states: torch.Tensor, text_mask: torch.Tensor,
+                    sequence: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
+    """Teacher-forced log-likelihood of each sequence's generated codes, ``(batch,)``: ``sequence`` and ``pattern``
+    ``(batch * codebooks, steps + 1)``, the text ``states`` ``(batch, tokens, hidden)`` with their mask."""
+    books = model.decoder.num_codebooks
+    out = model.decoder(input_ids=sequence[:, :-1], encoder_hidden_states=states, encoder_attention_mask=text_mask)
+    logp = torch.log_softmax(out.logits.double(), dim=-1)
+    target = sequence[:, 1:].clamp(max=logp.shape[-1] - 1)
+    token = logp.gather(-1, target[..., None]).squeeze(-1) * (pattern[:, 1:] == -1)
+    return token.reshape(-1, books, token.shape[-1]).sum(dim=(1, 2))
+
+
+def gradients(model: torch.nn.Module, layers: torch.nn.ModuleList, sites: list[Site], states: torch.Tensor,
+              text_mask: torch.Tensor, sequence: torch.Tensor,
+              pattern: torch.Tensor) -> tuple[torch.Tensor, dict[Site, torch.Tensor], dict[Site, torch.Tensor]]:
+    """One forward and one backward: each row's log-likelihood ``(batch,)`` and, per site, its outputs and the
+    gradients of their row's log-likelihood, ``(batch, positions, hidden)``."""
+    outputs: dict[Site, torch.Tensor] = {}
+
+    def keep(site: Site):
+        def hook(module, args, output):
+            outputs[site] = output_tensor(output)
+        return hook
+
+    hooks = [(site_module(layers, s), keep(s)) for s in sites]
+    with torch.enable_grad(), installed(hooks, [(layers[0], _needs_grad)]):
+        ll = log_likelihoods(model, states, text_mask, sequence, pattern)
+        grads = torch.autograd.grad(ll.sum(), [outputs[s] for s in sites], allow_unused=True)
+    return (ll.detach(), {s: outputs[s].detach() for s in sites},
+            {s: torch.zeros_like(outputs[s]) if g is None else g for s, g in zip(sites, grads)})
+
+
+def _needs_grad(module, args, kwargs):
+    """A pre-hook on the first decoder layer: its input starts the graph (the weights need no gradients), so every
+    site's output is a function of it and gets a total gradient."""
+    return (args[0].detach().requires_grad_(True), *args[1:]), kwargs
+
+
+def attribution_rows(session: Session, pairs: list[tuple[str, str]],
+                     sites: "list[Site] | None" = None) -> pd.DataFrame:
+    """Per (pair, site, prompt): the attribution-patching estimate of replacing the site's output by the desired
+    concept's mean (``attribution``) and the metric ``M`` it estimates the change of (``metric``)."""
+    loaded, concepts = session.musicgen, session.concepts
+    model, layers = loaded.model, loaded.decoder_layers
+    sites = sites or all_sites(loaded.num_layers)
+    names = sorted({c for pair in pairs for c in pair}, key=concepts.names.index)
+    codes = {c: generated_codes(session, session.prompts(c)) for c in names}
+    rows = []
+    for original in sorted({o for o, _ in pairs}, key=names.index):
+        desired = [d for o, d in pairs if o == original]
+        for p, prompt in enumerate(session.prompts(original)):
+            batch = torch.stack([codes[c][p] for c in names])
+            sequence, pattern = delayed(model, batch)
+            inputs = loaded.processor(text=[prompt], return_tensors="pt").to(loaded.device)
+            states, _ = encode_text(model, inputs["input_ids"], inputs["attention_mask"], guided=False)
+            ll, acts, grads = gradients(model, layers, sites, states.expand(len(names), -1, -1),
+                                        inputs["attention_mask"].expand(len(names), -1), sequence, pattern)
+            o = names.index(original)
+            for d_name in desired:
+                d = names.index(d_name)
+                for site in sites:
+                    mean = session.means(concepts.get(d_name), site)[0].to(acts[site])
+                    row = lambda i: float(((mean - acts[site][i]) * grads[site][i]).sum())  # noqa: E731
+                    rows.append((original, d_name, site.layer, site.component, p, row(d) - row(o),
+                                 float(ll[d] - ll[o])))
+    return pd.DataFrame(rows, columns=["original", "desired", "layer", "component", "prompt_id", "attribution",
+                                       "metric"])
+
+
+def attribution_forwards(concepts: int, originals: int, prompts: int) -> tuple[int, int]:
+    """(decoder forwards, sequences) of attribution patching: per original concept and prompt one teacher-forced
+    call over ``concepts`` sequences and its backward (``BACKWARD_FORWARDS`` forwards)."""
+    calls = originals * prompts * (1 + BACKWARD_FORWARDS)
+    return calls, calls * concepts
