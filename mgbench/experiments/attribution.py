@@ -22,7 +22,8 @@ sequences (``decoder_forwards``); the work is 3 x sequences x positions row-posi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import pandas as pd
 import torch
@@ -70,11 +71,11 @@ def log_likelihoods(model: torch.nn.Module, states: torch.Tensor, text_mask: tor
     return token.reshape(-1, books, token.shape[-1]).sum(dim=(1, 2))
 
 
-def gradients(model: torch.nn.Module, layers: torch.nn.ModuleList, sites: list[Site], states: torch.Tensor,
-              text_mask: torch.Tensor, sequence: torch.Tensor,
-              pattern: torch.Tensor) -> tuple[torch.Tensor, dict[Site, torch.Tensor], dict[Site, torch.Tensor]]:
-    """One forward and one backward: each row's log-likelihood ``(batch,)`` and, per site, its outputs and the
-    gradients of their row's log-likelihood, ``(batch, positions, hidden)``."""
+def site_gradients(forward: Callable[[], torch.Tensor], modules: dict[Site, torch.nn.Module],
+                   first: torch.nn.Module) -> tuple[torch.Tensor, dict[Site, torch.Tensor], dict[Site, torch.Tensor]]:
+    """One forward (``forward()``: a metric per batch row) and one backward: the metrics and, per site, its module's
+    outputs and the gradients of their row's metric. ``first``'s input starts the graph (the weights need no
+    gradients), so every site after it gets its total gradient, through the later sites too."""
     outputs: dict[Site, torch.Tensor] = {}
 
     def keep(site: Site):
@@ -82,18 +83,20 @@ def gradients(model: torch.nn.Module, layers: torch.nn.ModuleList, sites: list[S
             outputs[site] = output_tensor(output)
         return hook
 
-    hooks = [(site_module(layers, s), keep(s)) for s in sites]
-    with torch.enable_grad(), installed(hooks, [(layers[0], _needs_grad)]):
-        ll = log_likelihoods(model, states, text_mask, sequence, pattern)
-        grads = torch.autograd.grad(ll.sum(), [outputs[s] for s in sites], allow_unused=True)
-    return (ll.detach(), {s: outputs[s].detach() for s in sites},
-            {s: torch.zeros_like(outputs[s]) if g is None else g for s, g in zip(sites, grads)})
+    def start(module, args, kwargs):
+        return (args[0].detach().requires_grad_(True), *args[1:]), kwargs
+
+    with torch.enable_grad(), installed([(m, keep(s)) for s, m in modules.items()], [(first, start)]):
+        metric = forward()
+        grads = torch.autograd.grad(metric.sum(), [outputs[s] for s in modules], allow_unused=True)
+    return (metric.detach(), {s: outputs[s].detach() for s in modules},
+            {s: torch.zeros_like(outputs[s]) if g is None else g for s, g in zip(modules, grads)})
 
 
-def _needs_grad(module, args, kwargs):
-    """A pre-hook on the first decoder layer: its input starts the graph (the weights need no gradients), so every
-    site's output is a function of it and gets a total gradient."""
-    return (args[0].detach().requires_grad_(True), *args[1:]), kwargs
+def estimate(mean: torch.Tensor, output: torch.Tensor, grad: torch.Tensor) -> float:
+    """The linear estimate of the metric's change when ``output`` (positions x hidden) is replaced by ``mean`` at
+    every position: the sum over positions of (mean - output) . gradient."""
+    return float(((mean.to(output) - output) * grad).sum())
 
 
 def attribution_rows(session: Session, pairs: list[tuple[str, str]],
@@ -113,16 +116,17 @@ def attribution_rows(session: Session, pairs: list[tuple[str, str]],
             sequence, pattern = delayed(model, batch)
             inputs = loaded.processor(text=[prompt], return_tensors="pt").to(loaded.device)
             states, _ = encode_text(model, inputs["input_ids"], inputs["attention_mask"], guided=False)
-            ll, acts, grads = gradients(model, layers, sites, states.expand(len(names), -1, -1),
-                                        inputs["attention_mask"].expand(len(names), -1), sequence, pattern)
+            text, mask = states.expand(len(names), -1, -1), inputs["attention_mask"].expand(len(names), -1)
+            ll, acts, grads = site_gradients(partial(log_likelihoods, model, text, mask, sequence, pattern),
+                                             {s: site_module(layers, s) for s in sites}, layers[0])
             o = names.index(original)
             for d_name in desired:
                 d = names.index(d_name)
                 for site in sites:
-                    mean = session.means(concepts.get(d_name), site)[0].to(acts[site])
-                    row = lambda i: float(((mean - acts[site][i]) * grads[site][i]).sum())  # noqa: E731
-                    rows.append((original, d_name, site.layer, site.component, p, row(d) - row(o),
-                                 float(ll[d] - ll[o])))
+                    mean = session.means(concepts.get(d_name), site)[0]
+                    change = estimate(mean, acts[site][d], grads[site][d]) - estimate(mean, acts[site][o],
+                                                                                     grads[site][o])
+                    rows.append((original, d_name, site.layer, site.component, p, change, float(ll[d] - ll[o])))
     return pd.DataFrame(rows, columns=["original", "desired", "layer", "component", "prompt_id", "attribution",
                                        "metric"])
 
