@@ -31,8 +31,8 @@ from .attribution import BACKWARD_FORWARDS, attribution_rows
 from .experiment import Case, CaseKind, Experiment, Tables, Verdict
 from .pairs import selected_pairs
 from .patching import curve_area, faithfulness_rows, isolation_rows
-from .rankings import (INTERVENTION_METHODS, attribution_scores, intervention_scores, lens_scores, mean_and_se,
-                       ranking_rows)
+from .rankings import (INTERVENTION_METHODS, attribution_scores, intervention_scores, lens_scores, magnitude,
+                       mean_and_se, ranking_rows)
 from .selection import Selection
 from .session import Session
 
@@ -90,18 +90,24 @@ def run_localization(session: Session, grid: pd.DataFrame) -> pd.DataFrame:
     lens_grid = decoderlens.decoderlens_grid(names, list(range(layers)), session.config.prompts)
     lenses = {"decoderlens": decoderlens.run_decoderlens(session, lens_grid),
               "tunedlens": tunedlens.run_tunedlens(session, lens_grid)}
-    scores = {t: intervention_scores(iv, t) for t in INTERVENTION_METHODS}
+    signed = {t: intervention_scores(iv, t) for t in INTERVENTION_METHODS}
+    signed["attribution"] = attribution_scores(attribution_rows(session, pairs, sites))
+    scores = {m: magnitude(signed[m]) for m in INTERVENTION_METHODS}
     scores.update({m: lens_scores(t, pairs, sites, session.concepts, layers) for m, t in lenses.items()})
-    scores["attribution"] = attribution_scores(attribution_rows(session, pairs, sites))
+    scores["attribution"] = magnitude(signed["attribution"])
     curve = faithfulness_rows(session, scores, faithfulness_pairs(pairs, session.concepts, swap), swap)
     _CURVES[session] = curve.assign(model=session.config.model)
-    rows = [{**r, "detail": ""} for r in ranking_rows(scores, planted, session.concepts)] + cost_rows(
+    rows = [{**r, "detail": ""} for r in ranking_rows(scores, signed, planted, session.concepts)] + cost_rows(
         session, pairs, names)
     for method, group in curve.groupby("method", sort=False):
         areas = [curve_area(g.fraction_sites, g.faithfulness) for _, g in group.groupby(["original", "desired"])]
         mean, lo, hi, n = mean_and_se(areas)
         rows.append(dict(method=method, metric="faithfulness_auc", value=mean, lo=lo, hi=hi, n=n, unit="pairs",
-                         detail="k " + ",".join(map(str, sorted(group.k.unique())))))
+                         detail="k " + ",".join(map(str, sorted(group.k.unique()))) + ", / all sites patched"))
+        ratio = [g.effect.mean() / g.ceiling.mean() for _, g in group.groupby("k")]
+        rows.append(dict(method=method, metric="ceiling_fraction_auc",
+                         value=curve_area(sorted(group.fraction_sites.unique()), ratio), lo=np.nan, hi=np.nan,
+                         n=n, unit="pairs", detail="mean effect over pairs / mean ceiling over pairs"))
     rows += _isolation(isolation_rows(session, planted))
     table = pd.DataFrame(rows).assign(model=session.config.model)
     return table[list(COLUMNS)]

@@ -3,10 +3,12 @@
 **Faithfulness** (MIB's, adapted): for a pair (original -> desired) and a budget ``k``, the original prompt is
 generated with its ranking's top ``k`` sites replaced by the desired concept's means (the replace intervention at
 ``k`` sites at once, the original prompt's sampling noise), and the clip's effect (eq. 1, against the baseline clip)
-is divided by the pair's prompt-swap ceiling (mean effect over prompts of each). The curve over ``k / n_sites``
-and its area (trapezoids, divided by the span of ``k / n_sites`` covered: 1 for a curve at the ceiling
-everywhere; an intervention can exceed the ceiling, so can the area) say how much of the swap's effect a method's
-top sites carry.
+is divided, as in MIB, by that of patching every site (``faithfulness``: 1 when the top ``k`` carry all of it),
+each a mean over prompts. The curve over ``k / n_sites`` and its area (trapezoids, divided by the span of
+``k / n_sites`` covered) say how much of the whole patch a method's top sites carry. The prompt-swap ceiling is kept
+beside it (``ceiling``): it is the natural reference of an effect, but not a bound (an entry's replace reaches 4x
+the ceiling on a pair whose swap keeps the original concept, ``toy``'s classical->piano), so dividing each pair by
+it would let one pair dominate the mean.
 
 **Isolation**: in a world where two categories enter at different sites, steering one category at its entry (replace
 by the desired concept's mean, on pairs within the category) should leave the other category's recognition as it
@@ -28,8 +30,8 @@ from .pairs import against_baseline
 from .rankings import ranked_sites
 from .session import Session
 
-#: site budgets of the faithfulness curve (those up to the model's site count)
-BUDGETS = (1, 2, 3, 6, 12)
+#: site budgets of the faithfulness curve (those below the model's site count, and the site count: every site)
+BUDGETS = (1, 2, 3, 6)
 
 
 def patched_logits(session: Session, prompt: str, edits: list[RowEdit]) -> torch.Tensor:
@@ -50,15 +52,16 @@ def patched_effect(session: Session, original: str, desired: str, prompt_id: int
 
 def faithfulness_rows(session: Session, scores: dict[str, pd.DataFrame], pairs: list[tuple[str, str]],
                       ceiling: pd.DataFrame, budgets: "tuple[int, ...]" = BUDGETS) -> pd.DataFrame:
-    """Per (method, pair, budget): the mean effect over prompts of patching the method's top ``k`` sites and its
-    fraction of the pair's mean ceiling effect (``faithfulness``). Patches of the same site set are run once."""
+    """Per (method, pair, budget ``k``): the mean effect over prompts of patching the method's top ``k`` sites, the
+    pair's mean ceiling effect, and ``faithfulness``, the effect over that of patching every site. Patches of the
+    same site set are run once (every method's last budget patches every site)."""
     done: dict[tuple, float] = {}
     rows = []
     for method, table in scores.items():
         for o, d in pairs:
             ranking = ranked_sites(table, o, d)
             swap = ceiling[(ceiling.original == o) & (ceiling.desired == d)].effect.mean()
-            for k in (b for b in budgets if b <= len(ranking)):
+            for k in [*(b for b in budgets if b < len(ranking)), len(ranking)]:
                 effects = []
                 for p in range(session.config.prompts):
                     key = (o, d, p, frozenset(ranking[:k]))
@@ -67,7 +70,8 @@ def faithfulness_rows(session: Session, scores: dict[str, pd.DataFrame], pairs: 
                     effects.append(done[key])
                 rows.append((method, o, d, k, k / len(ranking), float(np.mean(effects)), swap))
     out = pd.DataFrame(rows, columns=["method", "original", "desired", "k", "fraction_sites", "effect", "ceiling"])
-    return out.assign(faithfulness=out.effect / out.ceiling)
+    whole = out.groupby(["method", "original", "desired"])["effect"].transform("last")
+    return out.assign(faithfulness=out.effect / whole)
 
 
 def curve_area(fraction_sites: "pd.Series | np.ndarray", faithfulness: "pd.Series | np.ndarray") -> float:

@@ -1,13 +1,20 @@
 """Which method finds the mechanism: site rankings of every method scored against a planted world (MIB's metrics,
 adapted to MusicGen's sites).
 
-Methods and their per (pair, site) scores, larger = more important, signed:
+Methods and their per (pair, site) scores, larger = more important:
 
-- ``replace``, ``adjust``: the interventions' mean effect over prompts;
+- ``replace``, ``adjust``: the size (absolute value) of the interventions' mean effect over prompts;
+- ``attribution``: the size of attribution patching's mean estimate of the replace intervention
+  (``attribution.py``);
 - ``decoderlens``, ``tunedlens``: layer-level; every site of layer ``l`` gets the lens' gain there, the recognition
   rate (among the category's concepts) of the cut after layer ``l`` minus that of the cut after ``l - 1`` (before
-  layer 0: chance), averaged over the pair's two categories; a layer's three sites tie;
-- ``attribution``: attribution patching's estimate of the replace intervention (``attribution.py``).
+  layer 0: chance), averaged over the pair's two categories; a layer's three sites tie.
+
+Sizes, not signs: a site that moves the pair's outcome strongly either way carries the concept, and the two
+estimates disagree in sign where the teacher-forced estimate cannot see a path: through the codes a site helps
+generate (the replace intervention regenerates them, teacher forcing holds them fixed). On ``toy`` L0.self_attn's
+replace effect is +3.0 on average and its signed estimate -1.9 (signs differ between pairs); the signed Spearman
+is reported beside the absolute one (``spearman_vs_replace_signed``).
 
 Metrics: ``auroc`` per pair of the site scores against the planted entries for the pair's categories (a site is an
 entry if it is one for the original's or the desired concept's category: ``planted.json``'s ``roles_by_category``),
@@ -31,14 +38,19 @@ LENS_METHODS = ("decoderlens", "tunedlens")
 METHODS = (*INTERVENTION_METHODS, *LENS_METHODS, "attribution")
 
 
+def magnitude(scores: pd.DataFrame) -> pd.DataFrame:
+    """The scores' absolute values."""
+    return scores.assign(score=scores.score.abs())
+
+
 def intervention_scores(interventions: pd.DataFrame, technique: str) -> pd.DataFrame:
-    """Per (pair, site): the technique's mean effect over prompts (``score``)."""
+    """Per (pair, site): the technique's mean effect over prompts (``score``, signed)."""
     rows = interventions[interventions.technique == technique]
     return rows.groupby(KEYS, as_index=False)["effect"].mean().rename(columns={"effect": "score"})
 
 
 def attribution_scores(attribution: pd.DataFrame) -> pd.DataFrame:
-    """Per (pair, site): attribution patching's mean estimate over prompts (``score``)."""
+    """Per (pair, site): attribution patching's mean estimate over prompts (``score``, signed)."""
     return attribution.groupby(KEYS, as_index=False)["attribution"].mean().rename(columns={"attribution": "score"})
 
 
@@ -109,17 +121,20 @@ def mean_and_se(values: "pd.Series | np.ndarray") -> tuple[float, float, float, 
     return float(v.mean()), float(v.mean() - 1.96 * se), float(v.mean() + 1.96 * se), len(v)
 
 
-def ranking_rows(scores: dict[str, pd.DataFrame], planted: dict, concepts: ConceptSet) -> list[dict]:
-    """The AUROC rows of every method and the Spearman row (attribution vs replace)."""
+def ranking_rows(scores: dict[str, pd.DataFrame], signed: dict[str, pd.DataFrame], planted: dict,
+                 concepts: ConceptSet) -> list[dict]:
+    """The AUROC rows of every method (``scores``: the rankings' scores) and the Spearman rows of attribution vs
+    replace, over the rankings' scores and over the ``signed`` ones."""
     rows = []
     for method, table in scores.items():
         aurocs = pair_aurocs(table, entry_labels(table, planted, concepts))
         mean, lo, hi, n = mean_and_se(aurocs)
         rows.append(dict(method=method, metric="auroc", value=mean, lo=lo, hi=hi, n=n, unit="pairs"))
-    if "attribution" in scores and "replace" in scores:
-        rows.append(dict(method="attribution", metric="spearman_vs_replace",
-                         value=site_spearman(scores["attribution"], scores["replace"]), lo=np.nan, hi=np.nan,
-                         n=int(scores["replace"][["layer", "component"]].drop_duplicates().shape[0]), unit="sites"))
+    sites = int(scores["replace"][["layer", "component"]].drop_duplicates().shape[0])
+    for metric, chosen in (("spearman_vs_replace", scores), ("spearman_vs_replace_signed", signed)):
+        rows.append(dict(method="attribution", metric=metric, value=site_spearman(chosen["attribution"],
+                                                                                  chosen["replace"]),
+                         lo=np.nan, hi=np.nan, n=sites, unit="sites"))
     return rows
 
 
