@@ -165,3 +165,71 @@ def test_attribution_cost_and_the_cases_of_a_world():
     assert localization._cases("tiny", load_concepts(), 4) == []
     assert [c.id for c in localization._cases("toy", load_concepts(), 4)][:2] == [
         "toy-localization-attribution_matches_interventions", "toy-localization-attribution_cheaper"]
+
+
+def test_localization_runs_only_when_named():
+    from mgbench.backends import get_backend
+    from mgbench.experiments import catalog
+
+    defaults = catalog.default_experiments(get_backend("transformers"))
+    assert "localization" not in defaults and "interventions" in defaults
+    assert "localization" in catalog.names()
+
+
+def test_faithfulness_is_the_top_sites_share_of_the_whole_patch(monkeypatch):
+    entry, calls = Site(2, "cross_attn"), []
+
+    def effect(session, o, d, p, sites):  # the entry carries 8 of the whole patch's 10
+        calls.append((p, frozenset(sites)))
+        return 8.0 * (entry in sites) + 2.0 * len(sites) / 12
+
+    monkeypatch.setattr(patching, "patched_effect", effect)
+
+    class Config:
+        prompts = 2
+
+    class Fake:
+        config = Config
+
+    good = pd.DataFrame([("a", "b", s.layer, s.component, float(s == entry)) for s in all_sites(4)],
+                        columns=[*rankings.KEYS, "score"])
+    ceiling = pd.DataFrame({"original": ["a", "a"], "desired": ["b", "b"], "effect": [4.0, 6.0]})
+    curve = patching.faithfulness_rows(Fake, {"good": good, "bad": good.assign(score=-good.score)}, [("a", "b")],
+                                       ceiling)
+    good_curve, bad_curve = curve[curve.method == "good"], curve[curve.method == "bad"]
+    assert good_curve.k.tolist() == [1, 2, 3, 6, 12] and (curve.ceiling == 5.0).all()
+    assert good_curve.faithfulness.tolist() == pytest.approx([(8 + 2 * k / 12) / 10 for k in (1, 2, 3, 6)] + [1.0])
+    assert bad_curve.faithfulness.iloc[0] == pytest.approx(2 / 12 / 10)  # the entry ranked last
+    assert len(calls) == len(set(calls)) == 2 * (4 + 4 + 1)  # the all-sites patch once per prompt for both
+    assert patching.curve_area(good_curve.fraction_sites, good_curve.faithfulness) > 0.8 > patching.curve_area(
+        bad_curve.fraction_sites, bad_curve.faithfulness)
+
+
+def test_the_cost_formula_counts_the_decoder_calls(tmp_path):
+    """A pre-hook on the decoder counts its calls: a clip is ``max_new_tokens`` of them, attribution patching one
+    teacher-forced call per original prompt (its backward, counted as two forwards, makes no call)."""
+    from mgbench.engine.runner import GenerationSettings
+    from mgbench.experiments.session import RunConfig, Session
+
+    session = Session(RunConfig(model="tiny", prompts=2, generation=GenerationSettings(seconds=0.3),
+                                cache=str(tmp_path / "cache")))
+    pairs = [("guitar", "jazz"), ("jazz", "guitar")]
+    for c in ("guitar", "jazz"):
+        session.concept_pass(session.concepts.get(c))
+    decoder, calls = session.musicgen.model.decoder, []
+    handle = decoder.register_forward_pre_hook(lambda module, args, kwargs: calls.append(kwargs["input_ids"].shape),
+                                               with_kwargs=True)
+    try:
+        session.runner.generate(["a jazz piece"])
+        assert len(calls) == session.runner.max_new_tokens
+        calls.clear()
+        rows = attribution.attribution_rows(session, pairs)
+    finally:
+        handle.remove()
+    codebooks = session.musicgen.model.decoder.num_codebooks
+    teacher_forced = [shape for shape in calls if shape[1] > 1]  # the codes' generation is one row per frame
+    assert len(teacher_forced) == 2 * 2  # two originals x two prompts
+    assert all(shape == (2 * codebooks, session.runner.max_new_tokens) for shape in teacher_forced)
+    forwards, sequences = attribution.attribution_forwards(concepts=2, originals=2, prompts=2)
+    assert forwards == len(teacher_forced) * (1 + attribution.BACKWARD_FORWARDS) and sequences == 2 * forwards
+    assert len(rows) == len(pairs) * 2 * 12

@@ -27,12 +27,19 @@ from ..engine.sites import all_sites
 from ..zoo.architectures import REAL_SIZES
 from ..zoo.loading import planted_truth
 from . import ceiling, decoderlens, interventions, tunedlens
-from .attribution import BACKWARD_FORWARDS, attribution_rows
+from .attribution import attribution_forwards, attribution_rows
 from .experiment import Case, CaseKind, Experiment, Tables, Verdict
 from .pairs import selected_pairs
 from .patching import curve_area, faithfulness_rows, isolation_rows
-from .rankings import (INTERVENTION_METHODS, attribution_scores, intervention_scores, lens_scores, magnitude,
-                       mean_and_se, ranking_rows)
+from .rankings import (
+    INTERVENTION_METHODS,
+    attribution_scores,
+    intervention_scores,
+    lens_scores,
+    magnitude,
+    mean_and_se,
+    ranking_rows,
+)
 from .selection import Selection
 from .session import Session
 
@@ -68,8 +75,7 @@ def cost_rows(session: Session, pairs: list[tuple[str, str]], concepts: list[str
              "ceiling": len(pairs) * prompts, "decoderlens": len(concepts) * prompts * (layers - 1),
              "tunedlens": len(concepts) * (prompts * (layers - 1) + tunedlens.TRAINING.prompts_per_concept)}
     out = [(m, n * steps, n * steps * rows_per_clip) for m, n in clips.items()]
-    originals = len({o for o, _ in pairs})
-    sequences = originals * prompts * (1 + BACKWARD_FORWARDS) * len(concepts)
+    sequences = attribution_forwards(len(concepts), len({o for o, _ in pairs}), prompts)[1]
     out.append(("attribution", sequences, sequences * steps))
     return [dict(method=m, metric=metric, value=float(v), lo=np.nan, hi=np.nan, n=len(pairs), unit=unit, detail="")
             for m, f, p in out for metric, v, unit in (("forwards", f, "decoder forwards"),

@@ -17,7 +17,7 @@ from .page import Block  # noqa: E402
 from .results import Results  # noqa: E402
 
 PANELS = (("auroc", "AUROC of the planted entries", False), ("forwards", "decoder forwards", True),
-          ("faithfulness_auc", "faithfulness (area, / ceiling)", False))
+          ("faithfulness_auc", "faithfulness (area; / every site patched)", False))
 
 
 def localization_figure(table: pd.DataFrame, model: str, path: Path) -> None:
