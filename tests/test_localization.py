@@ -208,6 +208,7 @@ def test_faithfulness_is_the_top_sites_share_of_the_whole_patch(monkeypatch):
 def test_the_cost_formula_counts_the_decoder_calls(tmp_path):
     """A pre-hook on the decoder counts its calls: a clip is ``max_new_tokens`` of them, attribution patching one
     teacher-forced call per original prompt (its backward, counted as two forwards, makes no call)."""
+    from mgbench.engine.decode import undelayed
     from mgbench.engine.runner import GenerationSettings
     from mgbench.experiments.session import RunConfig, Session
 
@@ -233,3 +234,8 @@ def test_the_cost_formula_counts_the_decoder_calls(tmp_path):
     forwards, sequences = attribution.attribution_forwards(concepts=2, originals=2, prompts=2)
     assert forwards == len(teacher_forced) * (1 + attribution.BACKWARD_FORWARDS) and sequences == 2 * forwards
     assert len(rows) == len(pairs) * 2 * 12
+    model = session.musicgen.model
+    codes = attribution.generated_codes(session, session.prompts("guitar"))
+    sequence, pattern = attribution.delayed(model, codes)
+    assert torch.equal(undelayed(model, sequence), codes)  # the delay pattern put back exactly
+    assert ((sequence == model.generation_config.pad_token_id) == (pattern != -1)).all()

@@ -8,16 +8,18 @@ intervention) moves ``M`` by about
 
     sum over both sequences and every position t of (desired mean - a_t) . dM/da_t
 
-(first order in the change of the site's output ``a``; exact where ``M`` is linear in ``a``). The sign is kept:
-a positive estimate says the replacement makes the desired concept's codes likelier relative to the original's,
-as a positive intervention effect says the desired concept became likelier in the classifier's eyes.
+(first order in the change of the site's output ``a``; exact where ``M`` is linear in ``a``). The estimate is
+signed: positive when the replacement makes the desired concept's codes likelier relative to the original's, as a
+positive intervention effect says the desired concept became likelier in the classifier's eyes (the rankings use
+its size, ``rankings.py``).
 
 One teacher-forced pass per original prompt serves every desired concept: its batch holds every concept's codes
 for prompt ``p`` under the original prompt's text, each row's gradient is its own log-likelihood's (rows do not
 interact), and each pair's estimate combines two rows.
 
-Cost: a backward counts as two forwards, so a pass is 3 decoder forwards of one call each over the batch's
-sequences (``decoder_forwards``); the work is 3 x sequences x positions row-positions.
+Cost: a backward counts as two forwards, so a pass is one decoder call and 3 forwards of each of its sequences
+(``attribution_forwards``); the work is 3 x sequences x positions row-positions. The codes are those of the run's
+baseline clips (generated again here, as every method reuses them: not counted).
 """
 
 from __future__ import annotations

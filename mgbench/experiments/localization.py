@@ -24,7 +24,6 @@ import pandas as pd
 
 from ..concepts.concept_set import ConceptSet
 from ..engine.sites import all_sites
-from ..zoo.architectures import REAL_SIZES
 from ..zoo.loading import planted_truth
 from . import ceiling, decoderlens, interventions, tunedlens
 from .attribution import attribution_forwards, attribution_rows
@@ -83,7 +82,8 @@ def cost_rows(session: Session, pairs: list[tuple[str, str]], concepts: list[str
 
 
 def run_localization(session: Session, grid: pd.DataFrame) -> pd.DataFrame:
-    """The localization table of the grid's pairs (every ordered pair of their concepts for the rankings)."""
+    """The localization table of the grid's pairs (empty for a model without a planted truth); the lenses run on
+    the pairs' concepts, isolation on every pair within a category."""
     planted = planted_truth(session.config.model)
     if planted is None:
         return pd.DataFrame(columns=COLUMNS)
@@ -154,7 +154,7 @@ def _checks() -> list[str]:
 
 
 def _cases(size: str, concepts: ConceptSet, layers: int) -> list[Case]:
-    if size in REAL_SIZES or planted_truth(size) is None:
+    if planted_truth(size) is None:  # a planted world's cases only
         return []
     return [Case(NAME, size, check=c, parts=(NAME, c)) for c in _checks()]
 
