@@ -239,3 +239,56 @@ def test_the_cost_formula_counts_the_decoder_calls(tmp_path):
     sequence, pattern = attribution.delayed(model, codes)
     assert torch.equal(undelayed(model, sequence), codes)  # the delay pattern put back exactly
     assert ((sequence == model.generation_config.pad_token_id) == (pattern != -1)).all()
+
+
+@pytest.mark.parametrize("leak", [False, True])
+def test_isolation_counts_the_other_categorys_recognition(monkeypatch, leak):
+    """Steering instruments at L1 on a fake two-entry world: the clips' genre stays recognized, unless the edit leaks
+    (then every clip steered towards piano loses its genre)."""
+    from mgbench.concepts.recognition import recognition
+
+    concepts = load_concepts()
+    seen = recognition(concepts)
+
+    def logits_for(genre: str) -> torch.Tensor:
+        out = torch.zeros(1, 527)
+        out[0, seen.odds_column(concepts.get(genre))] = 10.0
+        return out
+
+    class Pass:
+        def __init__(self, concept):
+            self.logits = torch.cat([logits_for(patching.prompt_concept(Fake, concept, p, "genre")) for p in range(2)])
+
+    class Config:
+        prompts = 2
+
+    class Fake:
+        config = Config
+
+        def prompts(name):
+            return concepts.prompts(name, 2)
+
+        def concept_pass(concept):
+            return Pass(concept.name)
+
+    Fake.concepts, Fake.recognition = concepts, seen
+    monkeypatch.setattr(patching, "make_edit", lambda session, technique, o, d, site: (o, d))
+    prompt_ids = {p: (c.name, i) for c in concepts.concepts for i, p in enumerate(concepts.prompts(c.name, 2))}
+
+    def patched(session, prompt, edits):
+        o, d = edits[0]
+        genre = patching.prompt_concept(Fake, *prompt_ids[prompt], "genre")
+        return logits_for("edm" if leak and d == "piano" and genre != "edm" else genre)
+
+    monkeypatch.setattr(patching, "patched_logits", patched)
+    planted = json.loads(TOY_SPLIT.read_text())
+    rows = patching.isolation_rows(Fake, planted)
+    genre = rows[rows.measured == "genre"].set_index("edit")
+    assert genre.n.to_dict() == {"without": 8, "with": 24}
+    assert genre.value["without"] == 1.0
+    steered_to_piano = 2 * 3  # guitar, trumpet, violin x 2 prompts
+    leaked = sum(patching.prompt_concept(Fake, o, p, "genre") != "edm" for o in ("guitar", "trumpet", "violin")
+                 for p in range(2))
+    assert genre.value["with"] == pytest.approx(1 - leaked / 24 if leak else 1.0)
+    assert 0 < leaked <= steered_to_piano
+    assert set(rows.steered) == {"instrument", "genre"}
