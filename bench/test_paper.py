@@ -48,3 +48,11 @@ def test_tunedlens(case, bench):
     """Mean NDCG over prompts of a concept's clips with the decoder cut after layer L and its tuned-lens translator
     (beyond the paper; recorded, no paper range)."""
     bench.check(case, bench.metrics(case))
+
+
+def test_localization(case, bench):
+    """Which method finds a planted world's mechanism (beyond the paper, experiments/localization.py): attribution
+    patching ranks the sites as the replace interventions do, for far fewer decoder forwards, and each site-level
+    method ranks the planted entries above the other sites (AUROC)."""
+    result = bench.verdict(case)
+    assert result.holds, f"{case.id}: {result.detail}"

@@ -140,7 +140,7 @@ def add_run_args(p: argparse.ArgumentParser, device_type=device_arg) -> None:
 
     add_generation_args(p, seconds=None, device_type=device_type)
     p.add_argument("--experiments", help="comma list of " + ", ".join(names()) + " (default: all that the backend "
-                   "runs)")
+                   "runs, except localization: name it)")
     p.add_argument("--concepts", default=None, help="comma list of concepts (default: all)")
     p.add_argument("--techniques", default=",".join(TECHNIQUES))
     p.add_argument("--components", default=",".join(PAPER_COMPONENTS))

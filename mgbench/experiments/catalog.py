@@ -10,14 +10,14 @@ from dataclasses import replace
 from ..backends import Backend
 from ..engine.sites import COMPONENTS, all_sites
 from ..errors import ConfigError, unknown
-from . import ceiling, decoderlens, interventions, similarity, tunedlens
+from . import ceiling, decoderlens, interventions, localization, similarity, tunedlens
 from .experiment import CaseKind, Experiment
 from .selection import Selection, check_clip_length
 from .session import Session
 from .techniques import TECHNIQUES, UNSCALED
 
 EXPERIMENTS: list[Experiment] = [decoderlens.EXPERIMENT, similarity.EXPERIMENT, interventions.EXPERIMENT,
-                                 ceiling.EXPERIMENT, tunedlens.EXPERIMENT]
+                                 ceiling.EXPERIMENT, tunedlens.EXPERIMENT, localization.EXPERIMENT]
 
 
 def names() -> tuple[str, ...]:
@@ -38,8 +38,8 @@ def case_kinds() -> list[CaseKind]:
 
 
 def default_experiments(backend: Backend) -> tuple[str, ...]:
-    """Every experiment ``backend`` can run (what a selection without experiments runs)."""
-    return tuple(e.name for e in EXPERIMENTS if e.requires <= backend.capabilities)
+    """Every default experiment ``backend`` can run (what a selection without experiments runs)."""
+    return tuple(e.name for e in EXPERIMENTS if e.default and e.requires <= backend.capabilities)
 
 
 def selected(session: Session, selection: Selection) -> list[Experiment]:

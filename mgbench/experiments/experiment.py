@@ -135,7 +135,8 @@ class Experiment:
       concept passes, e.g. similarity); ``table(grid)``: the stored table of a grid (sweeps are stored apart);
     - ``free(grid, layers)``: the rows that cost no clip (they reuse the concept passes' baseline clips);
       ``passes(selection, layers)``: whether the selection needs the concept passes; ``pairs``: needs two concepts;
-    - ``requires``: backend capabilities (``backends.CAPABILITIES``);
+    - ``requires``: backend capabilities (``backends.CAPABILITIES``); ``default``: part of a run that names no
+      experiments (False: only when named, e.g. ``--experiments localization``);
     - ``summary``: its aggregates (summary.md, the report's diff); ``cases``: its bench case kinds;
     - ``columns``: what the report reads of its table (a table without them is from elsewhere);
     - ``outputs(session, table, out, listen)``: further tables and files a run writes beside its ``table`` into
@@ -153,6 +154,7 @@ class Experiment:
     passes: Callable[[Selection, int], bool] = _always
     pairs: bool = False
     requires: frozenset[str] = frozenset()
+    default: bool = True
     summary: tuple[Aggregate, ...] = ()
     cases: tuple[CaseKind, ...] = ()
     outputs: "Callable[[Session, pd.DataFrame, Path, int], tuple[dict[str, pd.DataFrame], list[Path]]] | None" = None

@@ -17,6 +17,7 @@ from ..experiments.summaries import summarize_rows
 from ..paths import atomic_write_with
 from ..zoo.architectures import REAL_SIZES
 from . import figures
+from .localization import localization_section
 from .page import Block
 from .planted import site_ranking
 from .results import Results
@@ -113,7 +114,7 @@ def _shown_with_others(results: Results, model: str, rules: list[dict], out: Pat
 
 MODEL_SECTIONS: dict[str, Section] = {"decoderlens": _decoderlens, "similarity": _similarity,
                                       "interventions": _interventions, "tunedlens": _shown_with_others,
-                                      "ceiling": _shown_with_others}
+                                      "ceiling": _shown_with_others, "localization": localization_section}
 
 
 def summary_section(experiment: Experiment, results: Results, model: str, out: Path) -> list[Block]:
