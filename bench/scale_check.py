@@ -104,8 +104,9 @@ def measure(argv: "list[str]", out: Path, cap_gb: float, code: Path = ROOT) -> d
 
 def environment(code: Path) -> dict:
     """The environment of a measured command: ``code``'s mgbench first (the command also runs in ``code``: Python puts
-    the working folder before PYTHONPATH), two threads."""
-    return {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "2"}
+    the working folder before PYTHONPATH), two threads unless OMP_NUM_THREADS says otherwise (e.g. 1 under ``nice``
+    on a machine shared with long jobs)."""
+    return {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
 
 
 def imported(code: Path) -> str:
