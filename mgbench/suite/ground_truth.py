@@ -294,9 +294,15 @@ def _id_parts(check: Check) -> tuple[str, ...]:
 
 
 def _wants(case: Case, concepts: ConceptSet) -> list[tuple[str, Selection]]:
+    """The rows a check reads: an intervention check its technique's rows over the pairs within each category (the
+    only pairs the checks judge; ``toy``'s other cases ask for every pair), and the ceiling of those pairs."""
     if case.technique is not None:
-        return [(case.size, Selection(("interventions",), techniques=(case.technique,), components=PAPER_COMPONENTS)),
-                (case.size, Selection(("ceiling",)))]
+        categories = dict.fromkeys(c.category for c in concepts.concepts)
+        pairs = tuple((o.name, d.name) for category in categories for o in concepts.members(category)
+                      for d in concepts.members(category) if o != d)
+        return [(case.size, Selection(("interventions",), pairs=pairs, techniques=(case.technique,),
+                                      components=PAPER_COMPONENTS)),
+                (case.size, Selection(("ceiling",), pairs=pairs))]
     return [(case.size, Selection(("decoderlens",), layers=None if case.layer is None else (case.layer,)))]
 
 
