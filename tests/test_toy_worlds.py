@@ -5,6 +5,7 @@ world assembles back into the folder it was stored from."""
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,7 +23,8 @@ from mgbench.toy.build import SHARED, SHARED_TEXT, missed_targets
 from mgbench.toy.checks import TARGETS
 from mgbench.toy.planted import planted_truth as read_planted
 from mgbench.toy.text import text_layout
-from mgbench.zoo.loading import WORLD_NAMES, load_musicgen, planted_truth, resolve_source
+from mgbench.zoo.architectures import ModelFacts
+from mgbench.zoo.loading import WORLD_NAMES, load_musicgen, model_facts, planted_truth, resolve_source
 from mgbench.zoo.worlds import DELTA, TOY_RUN, assemble_world, world_folder, worlds_root, write_world
 
 RECIPES = {"toy": ["L2.cross_attn"], "toy-early": ["L0.cross_attn"],
@@ -43,6 +45,9 @@ def test_a_shipped_world_loads_by_name_and_its_planted_json_says_what_its_weight
     loaded = load_musicgen(name)  # from_pretrained on the (assembled) folder
     assert (resolve_source(name).endswith("musicgen") if name == "toy" else f"worlds/{name}-" in resolve_source(name))
     assert read_planted(loaded.model) == {k: v for k, v in planted.items() if k != "classifier"}
+    # read without assembling (what --no-compute and the bench's collection read): the assembled folder's
+    assert planted == json.loads((Path(resolve_source(name)) / "planted.json").read_text())
+    assert model_facts(name) == ModelFacts.of_config(loaded.model.config)
     record = json.loads(((toy_folder() if name == "toy" else worlds_root() / name) / "build.json").read_text())
     assert not missed_targets(record, planted), record
     shipped = json.loads((toy_folder() / "build.json").read_text())["classifier_accuracy"]  # the shared classifier
