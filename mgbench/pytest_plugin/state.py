@@ -16,7 +16,7 @@ from ..experiments.selection import Selection
 from ..paths import TINY_VERSION
 from ..suite.cases import case_metrics, get_kind, group_metrics, kind_metrics
 from ..suite.expectations import Expectations
-from ..suite.stored import lacking, missing_rows, read_results, stored_ids
+from ..suite.stored import RowIds, lacking, missing_rows, read_results, stored_ids
 from ..zoo.architectures import REAL_SIZES
 from ..zoo.loading import WORLD_NAMES, default_run
 
@@ -45,7 +45,7 @@ class BenchState:
         self.records: list[dict] = []
         self.metrics: dict[str, dict[str, float]] = {}
         self.outcomes: dict[str, str] = {}  # case id -> passed / failed / skipped
-        self.stored: dict[str, tuple[dict[str, set], "str | None"]] = {}  # --no-compute: row ids, why not checkable
+        self.stored: dict[str, tuple[dict[str, RowIds], "str | None"]] = {}  # --no-compute: row ids, why not checkable
         self.grouped: dict[tuple[str, str], "pd.DataFrame | None"] = {}  # (size, case kind) -> every case's metrics
         self.complete: dict[str, bool] = {}  # --no-compute: a model's stored tables hold every row its cases read
 

@@ -24,9 +24,11 @@ from .results import Results, load_results
 
 
 def build_report(results_dir: "str | Path", out: "str | Path | None" = None, baseline: "str | Path | None" = None,
-                 expectations_dir: "str | Path | None" = None) -> list[Path]:
-    """Write report.md, report.html and figures/ into ``out`` (default: the results folder); return the files."""
-    results = load_results(results_dir)
+                 expectations_dir: "str | Path | None" = None,
+                 loaded: "dict[Path, dict[str, pd.DataFrame]] | None" = None) -> list[Path]:
+    """Write report.md, report.html and figures/ into ``out`` (default: the results folder); return the files.
+    ``loaded``: tables already read from the folder's runs, handed over (``load_results``)."""
+    results = load_results(results_dir, loaded)
     out = Path(out or results_dir)
     rules = Expectations(expectations_dir or default_expectations_dir()).rules
     blocks = _blocks(results, out, rules, load_results(baseline) if baseline else None)

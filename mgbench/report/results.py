@@ -51,8 +51,9 @@ class Results:
         return self.split[name].get(model, self.table(name).iloc[:0])
 
 
-def load_results(folder: "str | Path") -> Results:
-    """Read ``folder`` and its subfolders that hold a ``run.json``."""
+def load_results(folder: "str | Path", loaded: "dict[Path, dict[str, pd.DataFrame]] | None" = None) -> Results:
+    """Read ``folder`` and its subfolders that hold a ``run.json``. ``loaded``: tables already read from run folders'
+    parquet files (by folder, e.g. the bench's with --no-compute), taken from it (it ends empty) instead of read again."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"results folder {folder} does not exist or is not a folder; give the --out folder of "
@@ -60,15 +61,18 @@ def load_results(folder: "str | Path") -> Results:
     runs = [d for d in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())] if (d / "run.json").exists()]
     if not runs and not (folder / "bench.csv").exists():
         raise ConfigError(f"{folder} holds no results (no run.json or bench.csv); run `mgbench run --out {folder}`")
-    results = Results(folder)
+    results, loaded = Results(folder), loaded if loaded is not None else {}
     for run in runs:
         info = _run_info(run / "run.json")
         results.runs[info["model"]] = info
+        given = loaded.pop(next((p for p in loaded if Path(p).resolve() == run.resolve()), None), {})
         for name in (e.name for e in catalog.EXPERIMENTS):
             path = run / f"{name}.parquet"
             if path.exists():
-                results.tables[name] = pd.concat([results.table(name), _read_table(path, name, pd.read_parquet)],
-                                                 ignore_index=True)
+                table = given.pop(name, None)
+                table = _read_table(path, name, pd.read_parquet) if table is None else _checked(table, path, name)
+                results.tables[name] = pd.concat([results.table(name), table], ignore_index=True)
+                del table
     if (folder / "bench.csv").exists():
         results.bench = _read_table(folder / "bench.csv", "bench", pd.read_csv)
     for name, table in list(results.tables.items()):
@@ -96,6 +100,11 @@ def _read_table(path: Path, name: str, read) -> pd.DataFrame:
     except Exception as e:  # noqa: BLE001 -- parquet and CSV readers raise many kinds of errors for damaged files
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"{path} is damaged ({reason}); {REMEDY}") from None
+    return _checked(table, path, name)
+
+
+def _checked(table: pd.DataFrame, path: Path, name: str) -> pd.DataFrame:
+    """``table`` (read from ``path``) when it has the columns the report reads; else a one-line error naming it."""
     missing = [c for c in columns(name) if c not in table.columns]
     if missing:
         raise ConfigError(f"{path} lacks the columns {', '.join(missing)}: it is from an older mgbench or another "
