@@ -52,8 +52,9 @@ class Results:
 
 
 def load_results(folder: "str | Path", loaded: "dict[Path, dict[str, pd.DataFrame]] | None" = None) -> Results:
-    """Read ``folder`` and its subfolders that hold a ``run.json``. ``loaded``: tables already read from run folders'
-    parquet files (by folder, e.g. the bench's with --no-compute), taken from it (it ends empty) instead of read again."""
+    """Read ``folder`` and its subfolders that hold a ``run.json``. ``loaded``: tables already read from run
+    folders' parquet files (by folder, e.g. the bench's with --no-compute), taken from it (it ends empty) instead of
+    read again."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"results folder {folder} does not exist or is not a folder; give the --out folder of "
