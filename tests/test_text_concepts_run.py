@@ -12,8 +12,8 @@ from mgbench.engine.runner import GenerationSettings
 from mgbench.experiments.session import RunConfig, Session
 from mgbench.experiments.store import key_hash
 
-#: the toy world (4 layers) at its offline defaults (2 prompts, 1 s), one site, its last layer: the lens reuses the
-#: baseline clips and the interventions run L3.mlp
+#: the toy world (4 layers) at 2 prompts of 1 s, one site, its last layer: the lens reuses the baseline clips and the
+#: interventions run L3.mlp
 RECOGNIZERS = {"passt": None, "clap": "tiny"}  # recognizer -> --classifier (None: the toy model's own)
 
 
@@ -23,7 +23,7 @@ def test_a_new_concept_runs_end_to_end(recognizer, concept_file, cello, tmp_path
     classifier = RECOGNIZERS[recognizer]
     argv = ["--concepts-file", str(path), "run", "--model", "toy", "--recognizer", recognizer,
             "--experiments", "decoderlens,interventions", "--concepts", "cello,guitar,jazz", "--components", "mlp",
-            "--layers", "3", "--cache", str(cache), "--out", str(out), "--listen", "0", "--no-report"]
+            "--layers", "3", "--prompts", "2", "--cache", str(cache), "--out", str(out), "--listen", "0", "--no-report"]
     assert main(argv + (["--classifier", classifier] if classifier else [])) == 0
     capsys.readouterr()
     lens, iv = pd.read_parquet(out / "decoderlens.parquet"), pd.read_parquet(out / "interventions.parquet")
