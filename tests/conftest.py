@@ -1,5 +1,7 @@
 import json
+import shutil
 from importlib import resources
+from pathlib import Path
 
 import pytest
 import torch
@@ -51,3 +53,18 @@ def concept_file(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def package_with(tmp_path):
+    """``plant(module, line)``: a copy of the package and pyproject.toml in ``tmp_path`` with ``line`` appended to
+    ``mgbench/<module>``; returns the copy's root (for the checks that must catch what was planted)."""
+    def plant(module: str, line: str) -> Path:
+        root = Path(__file__).resolve().parents[1]
+        shutil.copytree(root / "mgbench", tmp_path / "mgbench", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(root / "pyproject.toml", tmp_path)
+        path = tmp_path / "mgbench" / module
+        path.write_text(path.read_text() + f"\n{line}\n")
+        return tmp_path
+
+    return plant

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..experiments import catalog
 from ..suite.ground_truth import evidence, recognition, recovered
-from ..suite.planted import Planted
+from ..suite.planted import Planted, site_names
 from .results import Results
 
 Block = tuple
@@ -49,8 +49,7 @@ def site_ranking(iv: pd.DataFrame, ceiling: pd.DataFrame, planted: "Planted | No
     table = table.reset_index()
     if planted is not None:
         categories = planted.categories or sorted(set(iv.pair_type.str.split("->").explode()))
-        table.insert(2, "planted role", [planted.role_label(f"L{layer}.{component}", categories)
-                                         for layer, component in zip(table.layer, table.component)])
+        table.insert(2, "planted role", [planted.role_label(site, categories) for site in site_names(table)])
     if not ceiling.empty:
         for column in [c for c in table.columns if c.startswith("effect ")]:
             table[column.replace("effect", "of ceiling")] = table[column] / ceiling.effect.mean()

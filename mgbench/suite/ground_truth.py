@@ -29,7 +29,7 @@ from ..experiments.experiment import Case, CaseKind, Tables, Verdict
 from ..experiments.selection import Selection
 from ..experiments.techniques import TECHNIQUES
 from ..zoo.loading import planted_truth as model_planted_truth
-from .planted import Planted, planted_truth
+from .planted import Planted, planted_truth, site_names
 
 SILENT = 1e-6  # |effect| below this is "no change" (bit-identical clips give exactly 0)
 MIN_AUROC = 0.9
@@ -87,21 +87,17 @@ def own_pairs(table: pd.DataFrame, technique: str, category: str) -> pd.DataFram
     return table[(table.technique == technique) & (table.pair_type == f"{category}->{category}")]
 
 
-def _site_names(table: pd.DataFrame) -> list[str]:
-    return [f"L{int(layer)}.{component}" for layer, component in zip(table["layer"], table["component"])]
-
-
 def no_path_silent(table: pd.DataFrame, planted: Planted, technique: str) -> GroundTruth:
     rows = table[table.technique == technique]
     kinds = rows.pair_type.str.split("->")
     silent = [planted.roles(original).get(site) == planted.roles(desired).get(site) == "no_path"
-              for original, desired, site in zip(kinds.str[0], kinds.str[1], _site_names(rows))]
+              for original, desired, site in zip(kinds.str[0], kinds.str[1], site_names(rows))]
     rows = rows[pd.Series(silent, index=rows.index, dtype=bool)]
     if rows.empty:
         return GroundTruth(None, {}, "no rows at sites without a path from either concept's words")
     worst_effect, worst_precision = rows.effect.abs().max(), rows.precision.abs().max()
     holds = bool(worst_effect < SILENT and worst_precision < SILENT)
-    sites = ", ".join(sorted(set(_site_names(rows))))
+    sites = ", ".join(sorted(set(site_names(rows))))
     return GroundTruth(holds, {"max_abs_effect": worst_effect, "max_abs_precision": worst_precision, "rows": len(rows)},
                        f"{len(rows)} rows at no-path sites ({sites}): max |effect| {worst_effect:.2e}, "
                        f"max |precision| {worst_precision:.2e} (must be < {SILENT:g})")
@@ -148,7 +144,7 @@ def entry_auroc(table: pd.DataFrame, planted: Planted, technique: str, category:
         return GroundTruth(None, {}, f"needs {category} pairs' rows at the entry ({planted.where(category)}) and at "
                                      f"{' or '.join(against)} sites")
     auroc = float(roc_auc_score(labels, per_pair.effect))
-    names = sorted(set(_site_names(per_pair[~labels])))
+    names = sorted(set(site_names(per_pair[~labels])))
     others = ", ".join(names) if len(names) <= 3 else f"{len(names)} sites ({' or '.join(against)})"
     return GroundTruth(auroc >= MIN_AUROC, {"auroc": auroc, "pairs": int(labels.sum())},
                        f"{category} pairs: AUROC {auroc:.3f} of {planted.where(category)} against {others} over "
@@ -239,8 +235,13 @@ def checks(planted: Planted, categories: list[str], techniques: list[str], lens_
 
 def categories_of(planted: Planted, concepts: ConceptSet) -> list[str]:
     """The world's categories, in the concept set's order (the set's own where the file has none)."""
-    ordered = list(dict.fromkeys(c.category for c in concepts.concepts))
+    ordered = _categories(concepts)
     return [c for c in ordered if c in planted.categories] if planted.categories else ordered
+
+
+def _categories(concepts: ConceptSet) -> list[str]:
+    """The concept set's categories, in its order."""
+    return list(dict.fromkeys(c.category for c in concepts.concepts))
 
 
 # -- the report's "planted truth recovered?" -------------------------------------------------------------------------
@@ -297,8 +298,7 @@ def _wants(case: Case, concepts: ConceptSet) -> list[tuple[str, Selection]]:
     """The rows a check reads: an intervention check its technique's rows over the pairs within each category (the
     only pairs the checks judge; ``toy``'s other cases ask for every pair), and the ceiling of those pairs."""
     if case.technique is not None:
-        categories = dict.fromkeys(c.category for c in concepts.concepts)
-        pairs = tuple((o.name, d.name) for category in categories for o in concepts.members(category)
+        pairs = tuple((o.name, d.name) for category in _categories(concepts) for o in concepts.members(category)
                       for d in concepts.members(category) if o != d)
         return [(case.size, Selection(("interventions",), pairs=pairs, techniques=(case.technique,),
                                       components=PAPER_COMPONENTS)),

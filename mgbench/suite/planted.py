@@ -18,6 +18,11 @@ from ..errors import ConfigError
 from ..zoo.loading import planted_truth as model_planted_truth
 
 
+def site_names(table: pd.DataFrame) -> list[str]:
+    """Each row's site (its ``layer`` and ``component``) by name, ``L2.cross_attn``."""
+    return [str(Site(int(layer), component)) for layer, component in zip(table["layer"], table["component"])]
+
+
 @dataclass(frozen=True)
 class Planted:
     """A world's planted truth, from the dict of its ``planted.json``."""
@@ -46,18 +51,18 @@ class Planted:
         layers = self.truth.get("entry_layers", {})
         return layers[category] if category in layers else self.truth["entry_layer"]
 
+    def sites_with(self, category: str, role: str) -> list[str]:
+        """The sites of ``role`` for ``category``'s words, in decoder order."""
+        return [site for site, its in self.roles(category).items() if its == role]
+
     def entries(self, category: str) -> list[str]:
         """``category``'s entry sites, in decoder order."""
-        return [site for site, role in self.roles(category).items() if role == "entry"]
-
-    def sites_with(self, category: str, role: str) -> list[str]:
-        return [site for site, its in self.roles(category).items() if its == role]
+        return self.sites_with(category, "entry")
 
     def role_of_rows(self, category: str, table: pd.DataFrame) -> pd.Series:
         """The role for ``category`` of each row's site (its ``layer`` and ``component``)."""
         roles = self.roles(category)
-        return pd.Series([roles.get(str(Site(int(layer), component)), "unknown")
-                          for layer, component in zip(table["layer"], table["component"])], index=table.index)
+        return pd.Series([roles.get(site, "unknown") for site in site_names(table)], index=table.index)
 
     @property
     def categories(self) -> list[str]:

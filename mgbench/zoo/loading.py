@@ -17,7 +17,7 @@ from ..quiet import quiet_transformers
 from .architectures import HUB_NAMES, ModelFacts
 from .random_sizes import RANDOM_SIZES, published_config, random_musicgen_folder
 from .tiny import build_tiny_tokenizer, tiny_config, tiny_musicgen_folder
-from .worlds import PAPER_RUN, TINY_RUN, TOY_RUN, world_folder, world_names, worlds_root
+from .worlds import PAPER_RUN, TINY_RUN, TOY_RUN, stored_file, world_folder, world_names
 
 #: the shipped toy worlds besides ``toy`` (``worlds``)
 WORLD_NAMES = world_names()
@@ -107,7 +107,7 @@ def planted_truth(name: str) -> "dict | None":
     if name in RANDOM_MODELS or name in HUB_NAMES:  # none has one (and a random size is not built to find out)
         return None
     if name in WORLD_NAMES:  # read where the world is stored, without assembling it (--no-compute builds nothing)
-        return json.loads((worlds_root() / name / "planted.json").read_text())
+        return json.loads(stored_file(name, "planted.json").read_text())
     source = Path(resolve_source(name))
     path = source / "planted.json"
     return json.loads(path.read_text()) if source.is_dir() and path.is_file() else None
@@ -165,11 +165,8 @@ def model_facts(name: str) -> ModelFacts:
         return ModelFacts.of_config(published_config(size))
     if name == "tiny":  # (without building it)
         return ModelFacts.of_config(tiny_config(len(build_tiny_tokenizer())))
-    if name in WORLD_NAMES:  # the stored configuration (toy's where the world keeps it), without assembling the world
-        stored = worlds_root() / name
-        source = str(stored if (stored / "config.json").is_file() else resolve_source("toy"))
-    else:
-        source = resolve_source(name)
+    # a shipped world's stored configuration, without assembling the world
+    source = str(stored_file(name, "config.json").parent) if name in WORLD_NAMES else resolve_source(name)
     if not Path(source).is_dir():
         from huggingface_hub import try_to_load_from_cache
 

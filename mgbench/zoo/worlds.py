@@ -34,6 +34,13 @@ def worlds_root() -> Path:
     return toy_folder() / "worlds"
 
 
+def stored_file(name: str, filename: str) -> Path:
+    """A shipped world's model-folder file read where it is stored, without assembling the world: its own where it
+    differs from ``toy``'s, else ``toy``'s."""
+    own = worlds_root() / name / filename
+    return own if own.is_file() else toy_folder() / "musicgen" / filename
+
+
 def world_names() -> tuple[str, ...]:
     """The shipped worlds besides ``toy``."""
     root = worlds_root()
