@@ -2,6 +2,7 @@
 group by group: equal to the last bit, with NaNs, one-prompt groups, constant groups and unequal group sizes."""
 
 import itertools
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -39,11 +40,22 @@ def test_mean_intervals_equal_scipy_row_by_row(seed, confidence, resamples):
     assert (got[constant & (lengths > 1), 1] == got[constant & (lengths > 1), 2]).all()  # percentile fallback
 
 
-def test_mean_intervals_in_chunks_equal_one_call(monkeypatch):
+@pytest.mark.parametrize("cores", [1, 4])
+def test_mean_intervals_in_chunks_equal_one_call(monkeypatch, cores):
+    """Blocks of rows on one thread or on several (one per core) give the numbers of one call, bit for bit, and the
+    degenerate rows' scipy warnings stay silenced in every thread without changing the caller's filters."""
     rows = np.random.default_rng(1).normal(size=(20, 30))
+    rows[::5] = 1.5  # constant rows: BCa is degenerate, scipy warns and the percentile interval is used
     whole = mean_intervals(rows, resamples=999)
     monkeypatch.setattr(intervals, "ROWS_PER_CALL", 3)
-    np.testing.assert_array_equal(mean_intervals(rows, resamples=999), whole)
+    monkeypatch.setattr(intervals.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    filters = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = mean_intervals(rows, resamples=999)
+    np.testing.assert_array_equal(got, whole)
+    assert caught == [] and warnings.filters == filters
+    assert (got[::5, 1] == got[::5, 2]).all()
 
 
 def test_stacked_rows_need_the_row_wise_mean(monkeypatch):

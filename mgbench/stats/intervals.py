@@ -9,8 +9,10 @@ equal to the last bit to its own scipy call.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import NamedTuple
 
@@ -93,26 +95,32 @@ ROWS_PER_CALL = 256
 
 def _bootstrap_means(sample: np.ndarray, confidence: float, seed: int, resamples: int) -> np.ndarray:
     """(lo, hi) per row of ``sample`` (rows of equal length): ``scipy.stats.bootstrap``'s BCa interval of the mean
-    with ``rng=default_rng(seed)``, the percentile interval of the same resamples where BCa is degenerate."""
+    with ``rng=default_rng(seed)``, the percentile interval of the same resamples where BCa is degenerate.
+
+    Blocks of ``ROWS_PER_CALL`` rows run on a thread per available core (numpy's gathers and sums release the GIL);
+    each block's numbers are its own, so the result does not depend on the number of threads."""
     n = sample.shape[1]
     indices = np.random.default_rng(seed).integers(0, n, (resamples, n))  # scipy's draw (``_bootstrap_resample``)
-    out = np.empty((len(sample), 2))
-    for start in range(0, len(sample), ROWS_PER_CALL):
-        rows = sample[start:start + ROWS_PER_CALL]
-        means = SimpleNamespace(bootstrap_distribution=np.stack([_row_mean(np.take(row, indices)) for row in rows]))
-        with warnings.catch_warnings():  # scipy warns, then returns nan, when BCa is degenerate
-            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            bca = np.stack(stats.bootstrap((rows,), _row_mean, n_resamples=0, confidence_level=confidence,
-                                           method="BCa", bootstrap_result=means, axis=-1).confidence_interval, -1)
-            bad = ~np.isfinite(bca).all(axis=1)
-            if bad.any():
-                bca[bad] = np.stack(stats.bootstrap((rows[bad],), _row_mean, n_resamples=0, confidence_level=confidence,
-                                                    method="percentile", axis=-1, bootstrap_result=SimpleNamespace(
-                                                        bootstrap_distribution=means.bootstrap_distribution[bad])
-                                                    ).confidence_interval, -1)
-        out[start:start + len(rows)] = bca
-    return out
+    blocks = [sample[start:start + ROWS_PER_CALL] for start in range(0, len(sample), ROWS_PER_CALL)]
+    with warnings.catch_warnings(), ThreadPoolExecutor(max(1, min(len(blocks), len(os.sched_getaffinity(0))))) as pool:
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # scipy warns, then returns nan, when BCa is
+        warnings.simplefilter("ignore", RuntimeWarning)  # degenerate (set here: the filters are the process's)
+        found = list(pool.map(lambda rows: _block_intervals(rows, indices, confidence), blocks))
+    return np.concatenate(found) if found else np.empty((0, 2))
+
+
+def _block_intervals(rows: np.ndarray, indices: np.ndarray, confidence: float) -> np.ndarray:
+    """``_bootstrap_means`` of a few rows, given scipy's resample ``indices``: one vectorized BCa call."""
+    means = SimpleNamespace(bootstrap_distribution=np.stack([_row_mean(np.take(row, indices)) for row in rows]))
+    bca = np.stack(stats.bootstrap((rows,), _row_mean, n_resamples=0, confidence_level=confidence,
+                                   method="BCa", bootstrap_result=means, axis=-1).confidence_interval, -1)
+    bad = ~np.isfinite(bca).all(axis=1)
+    if bad.any():
+        bca[bad] = np.stack(stats.bootstrap((rows[bad],), _row_mean, n_resamples=0, confidence_level=confidence,
+                                            method="percentile", axis=-1, bootstrap_result=SimpleNamespace(
+                                                bootstrap_distribution=means.bootstrap_distribution[bad])
+                                            ).confidence_interval, -1)
+    return bca
 
 
 def with_intervals(table: pd.DataFrame, by: str | Sequence[str], metrics: str | Sequence[str],
