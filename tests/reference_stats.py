@@ -106,6 +106,7 @@ def _side(rows: pd.DataFrame, table: str, name: str) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame(columns=[*ids, "figure", "key", "metric", name])
     rows = rows.reindex(columns=sorted(set(rows.columns) | {"pair_type"}))
+    rows = rows.astype({c: "str" for c in rows.columns if isinstance(rows[c].dtype, pd.CategoricalDtype)})  # as text
     everything = pd.Series(True, index=rows.index)
     if table == "decoderlens":
         specs = [("decoderlens", rows.concept + "-L" + rows.layer.astype(str), ["ndcg"], everything)]

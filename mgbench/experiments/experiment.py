@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..concepts.concept_set import ConceptSet
 from .selection import Selection
+from .tables import plain_text
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -93,6 +94,10 @@ class Aggregate:
     def keys(self, table: pd.DataFrame) -> list[str]:
         """The columns a group is made of in ``table``: ``by`` and the sweeps it carries."""
         return [*self.by, *(c for c in self.sweeps if c in table.columns)]
+
+    def names(self, groups: pd.DataFrame) -> pd.Series:
+        """Each group's name (``key``) from its columns, read as plain text (a results table's are categorical)."""
+        return self.key(plain_text(groups))
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def _per_prompt(rows: pd.DataFrame, experiment: Experiment, name: str) -> pd.Dat
     coded = {c: _codes(rows[c]) for c in dict.fromkeys([*ids, *(c for a in aggregates for c in a.by)])}
     order = np.lexsort([coded[c][0] for c in reversed(ids)])
     for aggregate in aggregates:
-        figure, by, key = aggregate.name, list(aggregate.by), aggregate.key
+        figure, by = aggregate.name, list(aggregate.by)
         metrics = [m for m in aggregate.metrics if m in rows.columns]  # (an older table may lack a metric)
         keys = ["model", *by, "prompt_id"]
         take = order if aggregate.where is None else order[aggregate.where(rows).to_numpy()[order]]
@@ -94,7 +94,7 @@ def _per_prompt(rows: pd.DataFrame, experiment: Experiment, name: str) -> pd.Dat
                              **{m: rows[m].to_numpy(dtype=float)[take] for m in metrics}})
         means = part.groupby(keys, sort=False)[metrics].mean().reset_index()
         means = means.assign(**{c: coded[c][1].take(means[c]) for c in keys})
-        means = means.assign(figure=figure, key=key(means))
+        means = means.assign(figure=figure, key=aggregate.names(means))
         frames.append(means.melt(id_vars=["model", "figure", "key", "prompt_id"], value_vars=metrics,
                                  var_name="metric", value_name=name))
     return pd.concat(frames[1:] or frames, ignore_index=True)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..experiments import catalog
+from ..experiments.tables import concat_tables, read_table
 from ..stats.intervals import with_intervals
 
 #: the columns the report reads from each table (a table without them is from an older mgbench or another tool):
@@ -71,11 +72,11 @@ def load_results(folder: "str | Path", loaded: "dict[Path, dict[str, pd.DataFram
             path = run / f"{name}.parquet"
             if path.exists():
                 table = given.pop(name, None)
-                table = _read_table(path, name, pd.read_parquet) if table is None else _checked(table, path, name)
-                results.tables[name] = pd.concat([results.table(name), table], ignore_index=True)
+                table = _read_table(path, name, read_table) if table is None else _checked(table, path, name)
+                results.tables[name] = concat_tables([results.table(name), table])
                 del table
     if (folder / "bench.csv").exists():
-        results.bench = _read_table(folder / "bench.csv", "bench", pd.read_csv)
+        results.bench = _read_table(folder / "bench.csv", "bench", lambda path: pd.read_csv(path, low_memory=False))
     for name, table in list(results.tables.items()):
         if "alpha" in table.columns:
             results.tables[name + SWEPT] = table
@@ -129,7 +130,7 @@ def aggregates(results: Results) -> pd.DataFrame:
             if aggregate.key is None or rows.empty or not metrics:
                 continue
             g = with_intervals(rows, ["model", *aggregate.by], metrics)
-            frames += [pd.DataFrame({"model": g.model, "figure": aggregate.name, "key": aggregate.key(g), "metric": m,
+            frames += [pd.DataFrame({"model": g.model, "figure": aggregate.name, "key": aggregate.names(g), "metric": m,
                                      "value": g[m], "lo": g[f"{m}_lo"], "hi": g[f"{m}_hi"]})
                        for m in metrics]
     if not frames:

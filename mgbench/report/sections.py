@@ -14,6 +14,7 @@ import pandas as pd
 from ..experiments.claims import CROSS_SIZE_CLAIMS, MODEL_CLAIMS
 from ..experiments.experiment import Experiment
 from ..experiments.summaries import summarize_rows
+from ..experiments.tables import plain_text
 from ..paths import atomic_write_with
 from ..zoo.architectures import REAL_SIZES
 from . import figures
@@ -32,7 +33,7 @@ TOP_SITES = 5
 def saved(table: pd.DataFrame, out: Path, name: str, what: str) -> Block:
     """``table`` (tidy, every column) as ``aggregates/<name>.csv`` and ``.parquet`` under the report folder ``out``;
     the block that links it."""
-    flat = table.reset_index() if table.index.name or isinstance(table.index, pd.MultiIndex) else table
+    flat = plain_text(table.reset_index() if table.index.name or isinstance(table.index, pd.MultiIndex) else table)
     for suffix, write in ((".csv", lambda t, p: t.to_csv(p, index=False)),
                           (".parquet", lambda t, p: t.to_parquet(p, index=False))):
         atomic_write_with(out / "aggregates" / f"{name}{suffix}", lambda tmp, w=write: w(flat, tmp))

@@ -20,6 +20,7 @@ from ..experiments.catalog import get, selected
 from ..experiments.experiment import Case
 from ..experiments.selection import Selection
 from ..experiments.session import Session
+from ..experiments.tables import read_table
 from .cases import get_kind
 
 #: the settings a stored run must share with the check (run.json's keys)
@@ -31,7 +32,7 @@ KEY_LIMIT = 2**63
 def read_results(folder: Path, size: str, settings: dict) -> "tuple[dict[str, pd.DataFrame], str | None]":
     """Each experiment's table stored in ``folder`` (a missing table is empty), and why its cases cannot be checked
     with ``settings`` (None when they can)."""
-    tables = {e.name: pd.read_parquet(folder / f"{e.name}.parquet") if (folder / f"{e.name}.parquet").is_file()
+    tables = {e.name: read_table(folder / f"{e.name}.parquet") if (folder / f"{e.name}.parquet").is_file()
               else pd.DataFrame() for e in catalog.EXPERIMENTS}
     try:
         info = json.loads((folder / "run.json").read_text())
