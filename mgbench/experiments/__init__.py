@@ -6,7 +6,7 @@ model + classifier + settings, and its concept passes), ``store`` (the keyed cac
 missing rows, backing off on out-of-memory), ``metrics`` (NDCG, effect, precision, self-similarity as pure
 functions), ``summaries`` (aggregates with intervals), ``techniques``, ``claims`` (the paper's), ``cuts`` and
 ``pairs`` (what several experiments share), ``listening`` (WAV examples), ``pipeline`` (``mgbench run`` and the
-bench: run a selection, write a results folder), ``planning`` (``mgbench plan``), ``shards`` and ``workers``
-(scale-out). Imports ``backends``, ``perf``, ``lens``, ``engine``, ``zoo``, ``classify``, ``concepts``, ``stats``
-and the top-level helpers.
+bench: run a selection, write a results folder), ``tables`` (a results folder's tables read back, text as
+categoricals), ``planning`` (``mgbench plan``), ``shards`` and ``workers`` (scale-out). Imports ``backends``,
+``perf``, ``lens``, ``engine``, ``zoo``, ``classify``, ``concepts``, ``stats`` and the top-level helpers.
 """
