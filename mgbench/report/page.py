@@ -64,6 +64,7 @@ def render_markdown(blocks: list[Block]) -> str:
     """The blocks as GitHub markdown."""
     lines: list[str] = []
     contents = ["Contents:", ""] + [f"- [{text}](#{anchor(text)})" for _, text in _headings(blocks, deepest=2)]
+    previous = None
     for block, fold in zip(blocks, _folds(blocks)):
         kind = block[0]
         if kind == "h":
@@ -73,7 +74,7 @@ def render_markdown(blocks: list[Block]) -> str:
         elif kind == "p":
             lines += [block[1], ""]
         elif kind == "img":
-            lines += [f"![{block[1].stem}](figures/{block[1].name})", ""]
+            _add_in_row(lines, f"![{block[1].stem}](figures/{block[1].name})", previous == kind, " ")
         elif kind == "table":
             table = _markdown_table(block[1])
             lines += [f"<details><summary>{fold}</summary>", "", table, "", "</details>", ""] if fold else [table, ""]
@@ -82,8 +83,18 @@ def render_markdown(blocks: list[Block]) -> str:
                                     baseline=[f"[wav]({p})" for p in block[1].baseline])
             lines += [table.to_markdown(index=False, floatfmt=".3f"), ""]
         elif kind == "link":
-            lines += [f"{block[1]}[{block[2]}]({block[2]})", ""]
+            _add_in_row(lines, f"{block[1]}[{block[2]}]({block[2]})", previous == kind, "; ")
+        previous = kind
     return "\n".join(lines)
+
+
+def _add_in_row(lines: list[str], text: str, joined: bool, separator: str) -> None:
+    """Add ``text`` as a paragraph of its own, or (``joined``: a figure or link after one of its kind) to the last
+    paragraph, after ``separator``: a section's figures side by side, its links on one line."""
+    if joined:
+        lines[-2] += separator + text
+    else:
+        lines += [text, ""]
 
 
 def render_html(blocks: list[Block]) -> str:

@@ -99,12 +99,18 @@ def _interventions(results: Results, model: str, rules: list[dict], out: Path) -
                          "largest mean effect, and that effect as a fraction of the ceiling."),
                    ("table", ranking.head(TOP_SITES)), saved(ranking, out, f"sites-vs-ceiling-{model}", "every site")]
     mlp_techniques = set(mine[mine.component == "mlp"].technique.unique())
-    for technique, number in (("replace", 6), ("adjust", 9)):
-        if technique in mlp_techniques:  # (a narrow selection may have no MLP rows: no empty figure)
-            path = out / "figures" / f"fig{number}-pair-type-{technique}-{model}.png"
-            table = figures.pair_type_figure(mine, model, technique, _rules(rules, "pair_type"), path)
-            blocks += [("h", 3, f"Figure {number}: MLP {technique} by pair type, {model}"), ("img", path),
-                       saved(table, out, f"fig{number}-pair-type-{technique}-{model}", "per pair type")]
+    # Figures 6 and 9 in one section (a narrow selection may have no MLP rows: no empty figure)
+    shown = [(t, n) for t, n in (("replace", 6), ("adjust", 9)) if t in mlp_techniques]
+    images: list[Block] = []
+    links: list[Block] = []
+    for technique, number in shown:
+        path = out / "figures" / f"fig{number}-pair-type-{technique}-{model}.png"
+        table = figures.pair_type_figure(mine, model, technique, _rules(rules, "pair_type"), path)
+        images.append(("img", path))
+        links.append(saved(table, out, f"fig{number}-pair-type-{technique}-{model}", f"{technique} per pair type"))
+    if shown:
+        names = " and ".join(f"Figure {number} ({technique})" for technique, number in shown)
+        blocks += [("h", 3, f"{names}: MLP by pair type, {model}"), *images, *links]
     swept = results.of("interventions:alpha", model)
     return blocks + (steering_blocks(swept, ceiling, model, out / "figures") if not swept.empty else [])
 
