@@ -217,3 +217,16 @@ def test_a_pipe_in_a_cell_stays_in_its_cell():
     row = next(line for line in md.splitlines() if "effect" in line)
     cells = re.split(r"(?<!\\)\|", row.strip().strip("|"))
     assert [c.strip() for c in cells] == ["0", "every \\|effect\\| < 1e-6", "yes"]
+
+
+def test_a_sections_figures_sit_side_by_side_and_its_links_on_one_line():
+    from mgbench.report.page import render_html, render_markdown
+
+    a, b, c = (Path(f"/x/figures/{n}.png") for n in "abc")
+    blocks = [("h", 3, "One"), ("img", a), ("img", b), ("link", "a: ", "aggregates/a.csv"),
+              ("link", "b: ", "aggregates/b.csv"), ("p", "text"), ("img", c), ("link", "c: ", "aggregates/c.csv")]
+    assert render_markdown(blocks).split("\n") == [
+        "### One", "", "![a](figures/a.png) ![b](figures/b.png)", "",
+        "a: [aggregates/a.csv](aggregates/a.csv); b: [aggregates/b.csv](aggregates/b.csv)", "",
+        "text", "", "![c](figures/c.png)", "", "c: [aggregates/c.csv](aggregates/c.csv)", ""]
+    assert render_html(blocks).count("<img ") == 3  # the page shows each figure
