@@ -75,6 +75,11 @@ class ConceptSet:
         except KeyError:
             raise unknown("concept", name, self.names, "Run `mgbench concepts` to list them") from None
 
+    @property
+    def categories(self) -> list[str]:
+        """The categories of the concepts, in file order."""
+        return list(dict.fromkeys(c.category for c in self.concepts))
+
     def members(self, category: str) -> list[Concept]:
         """The concepts of ``category``, in file order."""
         return [c for c in self.concepts if c.category == category]

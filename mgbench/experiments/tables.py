@@ -36,11 +36,11 @@ def concat_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Tables of several runs as one (``pd.concat``), a column categorical in every table staying categorical with
     the union of their categories (pandas would fall back to Python strings where the categories differ)."""
     tables = [t for t in tables if len(t.columns)]
-    shared: dict[str, set] = {}
-    for column in set.intersection(*(set(t.columns) for t in tables)) if tables else ():
-        if all(isinstance(t[column].dtype, pd.CategoricalDtype) for t in tables):
-            shared[column] = set().union(*(t[column].cat.categories for t in tables))
-    return pd.concat([sorted_categories(t, shared) for t in tables], ignore_index=True) if tables else pd.DataFrame()
+    if not tables:
+        return pd.DataFrame()
+    shared = {column: set().union(*(t[column].cat.categories for t in tables)) for column in tables[0].columns
+              if all(column in t.columns and isinstance(t[column].dtype, pd.CategoricalDtype) for t in tables)}
+    return pd.concat([sorted_categories(t, shared) for t in tables], ignore_index=True)
 
 
 def plain_text(table: pd.DataFrame) -> pd.DataFrame:

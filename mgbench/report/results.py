@@ -64,6 +64,7 @@ def load_results(folder: "str | Path", loaded: "dict[Path, dict[str, pd.DataFram
     if not runs and not (folder / "bench.csv").exists():
         raise ConfigError(f"{folder} holds no results (no run.json or bench.csv); run `mgbench run --out {folder}`")
     results, loaded = Results(folder), loaded if loaded is not None else {}
+    parts: dict[str, list[pd.DataFrame]] = {}  # per table: each run's, concatenated once at the end
     for run in runs:
         info = _run_info(run / "run.json")
         results.runs[info["model"]] = info
@@ -72,9 +73,10 @@ def load_results(folder: "str | Path", loaded: "dict[Path, dict[str, pd.DataFram
             path = run / f"{name}.parquet"
             if path.exists():
                 table = given.pop(name, None)
-                table = _read_table(path, name, read_table) if table is None else _checked(table, path, name)
-                results.tables[name] = concat_tables([results.table(name), table])
-                del table
+                parts.setdefault(name, []).append(
+                    _read_table(path, name, read_table) if table is None else _checked(table, path, name))
+    for name in list(parts):
+        results.tables[name] = concat_tables(parts.pop(name))
     if (folder / "bench.csv").exists():
         results.bench = _read_table(folder / "bench.csv", "bench", lambda path: pd.read_csv(path, low_memory=False))
     for name, table in list(results.tables.items()):

@@ -102,11 +102,16 @@ def _bootstrap_means(sample: np.ndarray, confidence: float, seed: int, resamples
     n = sample.shape[1]
     indices = np.random.default_rng(seed).integers(0, n, (resamples, n))  # scipy's draw (``_bootstrap_resample``)
     blocks = [sample[start:start + ROWS_PER_CALL] for start in range(0, len(sample), ROWS_PER_CALL)]
-    with warnings.catch_warnings(), ThreadPoolExecutor(max(1, min(len(blocks), len(os.sched_getaffinity(0))))) as pool:
+    with warnings.catch_warnings(), ThreadPoolExecutor(max(1, min(len(blocks), _cores()))) as pool:
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # scipy warns, then returns nan, when BCa is
         warnings.simplefilter("ignore", RuntimeWarning)  # degenerate (set here: the filters are the process's)
         found = list(pool.map(lambda rows: _block_intervals(rows, indices, confidence), blocks))
     return np.concatenate(found) if found else np.empty((0, 2))
+
+
+def _cores() -> int:
+    """The cores this process may run on (all of the machine's where the system does not say: macOS, Windows)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _block_intervals(rows: np.ndarray, indices: np.ndarray, confidence: float) -> np.ndarray:

@@ -235,13 +235,8 @@ def checks(planted: Planted, categories: list[str], techniques: list[str], lens_
 
 def categories_of(planted: Planted, concepts: ConceptSet) -> list[str]:
     """The world's categories, in the concept set's order (the set's own where the file has none)."""
-    ordered = _categories(concepts)
+    ordered = concepts.categories
     return [c for c in ordered if c in planted.categories] if planted.categories else ordered
-
-
-def _categories(concepts: ConceptSet) -> list[str]:
-    """The concept set's categories, in its order."""
-    return list(dict.fromkeys(c.category for c in concepts.concepts))
 
 
 # -- the report's "planted truth recovered?" -------------------------------------------------------------------------
@@ -298,7 +293,7 @@ def _wants(case: Case, concepts: ConceptSet) -> list[tuple[str, Selection]]:
     """The rows a check reads: an intervention check its technique's rows over the pairs within each category (the
     only pairs the checks judge; ``toy``'s other cases ask for every pair), and the ceiling of those pairs."""
     if case.technique is not None:
-        pairs = tuple((o.name, d.name) for category in _categories(concepts) for o in concepts.members(category)
+        pairs = tuple((o.name, d.name) for category in concepts.categories for o in concepts.members(category)
                       for d in concepts.members(category) if o != d)
         return [(case.size, Selection(("interventions",), pairs=pairs, techniques=(case.technique,),
                                       components=PAPER_COMPONENTS)),

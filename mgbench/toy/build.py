@@ -60,8 +60,7 @@ class BuildPlan:
 
 def default_recipe(concepts: ConceptSet, num_layers: int = 4) -> Recipe:
     """The shipped ``toy`` world's recipe: every word enters at layer 2's cross-attention."""
-    categories = tuple(dict.fromkeys(c.category for c in concepts.concepts))
-    return Recipe.parse([f"L{PLANTED_LAYER}.cross_attn"], categories, num_layers)
+    return Recipe.parse([f"L{PLANTED_LAYER}.cross_attn"], tuple(concepts.categories), num_layers)
 
 
 def _train_audio(plan: BuildPlan, folder: Path) -> dict:

@@ -54,9 +54,8 @@ class TextLayout:
 def category_tokens(concepts: ConceptSet, tokenizer) -> dict[str, list[list[int]]]:
     """Per category, the token ids of each word its slot can hold (the toy world's words of that slot)."""
     world = ToyWorld.from_concepts(concepts)
-    categories = dict.fromkeys(c.category for c in concepts.concepts)
     return {category: [tokenizer(word, add_special_tokens=False).input_ids
-                       for word in world.words[concepts.members(category)[0].slot]] for category in categories}
+                       for word in world.words[concepts.members(category)[0].slot]] for category in concepts.categories}
 
 
 def text_layout(concepts: ConceptSet, tokenizer, width: int) -> TextLayout:
